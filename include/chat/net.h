@@ -1,0 +1,53 @@
+/* Connecting and listening over TCP, IPv6 and IPv4. */
+#ifndef CHAT_NET_H
+#define CHAT_NET_H
+
+#include <uv.h>
+
+#include "stream.h"
+
+/* Called once with 0 when s is connected, or a negative error when every
+ * address failed (s is then closed and may be freed or initialised again). */
+typedef void (*chat_connect_cb)(chat_stream_t *s, int status);
+
+/* Resolves host and connects the (uninitialised) stream s to the first
+ * address that accepts, trying each in turn. The stream is initialised by
+ * this call with max_line. Returns 0 (cb will run) or an error (cb will not
+ * run). */
+int chat_connect(uv_loop_t *loop, chat_stream_t *s, const char *host,
+                 int port, size_t max_line, chat_connect_cb cb);
+
+typedef struct chat_listener_s {
+  /* public */
+  void *data;
+  /* read-only */
+  int port; /* the bound port (useful after asking for port 0) */
+  int ipv6; /* non-zero when also listening on IPv6 */
+  /* private */
+  int nsocks;            /* socket handles not yet closed */
+  unsigned char open[2]; /* socks[i] is listening and not closing */
+  uv_tcp_t socks[2];     /* IPv4 and IPv6 */
+  uv_connection_cb on_connection;
+  int closing;
+  void (*on_close)(struct chat_listener_s *);
+} chat_listener_t;
+
+/* Listens on port (0 = any free port) on every IPv4 address and, when the
+ * host has IPv6, every IPv6 address. on_connection receives the listening
+ * uv_stream_t; its data field points to l. Returns 0 or the error of the
+ * IPv4 bind/listen (UV_EADDRINUSE, UV_EACCES, ...). */
+int chat_listen(uv_loop_t *loop, chat_listener_t *l, int port, int backlog,
+                uv_connection_cb on_connection);
+
+/* Closes the listening sockets; cb runs when all are closed. */
+void chat_listener_close(chat_listener_t *l,
+                         void (*cb)(chat_listener_t *l));
+
+/* Formats the peer address of a TCP handle as "1.2.3.4:5" or "[::1]:5". */
+int chat_peer_name(const uv_tcp_t *tcp, char *out, size_t cap);
+
+/* Ignore SIGPIPE on platforms that have it: a closed peer must surface as
+ * UV_EPIPE, not kill the process. Call once at start-up. */
+void chat_platform_init(void);
+
+#endif /* CHAT_NET_H */

@@ -1,0 +1,131 @@
+/* chat_stream_t: one line-oriented stream over a libuv stream or a file.
+ *
+ * The server and the client talk to peers, the terminal, pipes and files
+ * only through this type, so a later transport (TLS, WebSocket) slots in
+ * underneath without touching them.
+ *
+ * Reading: bytes are read into one loop-wide buffer and framed into lines at
+ * once; a stream keeps only a partial line between reads.
+ *
+ * Writing: chat_stream_write() queues a reference to a shared chat_buf_t, so
+ * one formatted broadcast serves every recipient. When nothing is queued the
+ * bytes are first offered to the kernel directly (uv_try_write); what is left
+ * is queued and written in batches with one uv_write per batch. The queue has
+ * a byte budget: a write that would exceed it fails with CHAT_ESENDQ and
+ * queues nothing, and the caller decides what to do with the slow peer.
+ *
+ * Lifetime: the chat_stream_t memory belongs to the caller and must stay
+ * valid until the close callback runs; free it there, not before.
+ */
+#ifndef CHAT_STREAM_H
+#define CHAT_STREAM_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "buf.h"
+#include "framer.h"
+
+typedef struct chat_stream_s chat_stream_t;
+
+/* A complete line arrived (terminator removed; bytes valid during the call
+ * only). */
+typedef void (*chat_line_cb)(chat_stream_t *s, const char *line, size_t len);
+
+/* Something other than a line happened on the read side: CHAT_ELINE (an
+ * over-long line was discarded, reading goes on), UV_EOF (the peer finished;
+ * any unterminated last line was delivered first) or another negative libuv
+ * error (reading stopped). */
+typedef void (*chat_event_cb)(chat_stream_t *s, int status);
+
+/* The stream is closed; its memory may be freed now. */
+typedef void (*chat_close_cb)(chat_stream_t *s);
+
+typedef enum {
+  CHAT_STREAM_TCP,
+  CHAT_STREAM_PIPE,
+  CHAT_STREAM_TTY,
+  CHAT_STREAM_FILE
+} chat_stream_kind;
+
+typedef struct chat__file_io_s chat__file_io_t;
+
+struct chat_stream_s {
+  /* public */
+  void *data; /* owner's pointer, untouched by libchat */
+  /* read-only */
+  chat_stream_kind kind;
+  size_t queued;    /* bytes accepted for writing and not yet written */
+  size_t max_queue; /* budget for queued, 0 = unlimited */
+  uint64_t bytes_in;  /* bytes read so far */
+  uint64_t bytes_out; /* bytes written so far */
+  /* private */
+  union {
+    uv_handle_t handle;
+    uv_stream_t stream;
+    uv_tcp_t tcp;
+    uv_pipe_t pipe;
+    uv_tty_t tty;
+  } h;
+  chat__file_io_t *file; /* CHAT_STREAM_FILE only */
+  chat_framer_t framer;
+  chat_line_cb on_line;
+  chat_event_cb on_event;
+  chat_close_cb on_close;
+  uv_write_t write_req;
+  uv_shutdown_t shutdown_req;
+  chat_buf_t **q;     /* ring of queued buffers */
+  uint32_t q_head;    /* index of the oldest queued buffer */
+  uint32_t q_len;     /* buffers in the ring */
+  uint32_t q_cap;     /* ring size, a power of two */
+  uint32_t inflight;  /* buffers at the ring head owned by a pending write */
+  size_t q_off;       /* bytes of the head buffer already written */
+  unsigned flags;
+};
+
+/* Prepares s as a TCP stream; then uv_accept() into chat_stream_uv(s), or
+ * use chat_connect(). Lines longer than max_line are discarded. */
+int chat_stream_init_tcp(uv_loop_t *loop, chat_stream_t *s, size_t max_line);
+
+/* Wraps an inherited descriptor (stdin, stdout): a terminal becomes a TTY
+ * stream, a pipe or socket a PIPE stream, a regular file or anything else a
+ * FILE stream (read and written with uv_fs_*). On failure nothing needs
+ * closing. */
+int chat_stream_open_fd(uv_loop_t *loop, chat_stream_t *s, int fd,
+                        int readable, size_t max_line);
+
+/* The underlying libuv stream (NULL for a FILE stream). */
+uv_stream_t *chat_stream_uv(chat_stream_t *s);
+
+/* Starts (or resumes) delivering lines and events. */
+int chat_stream_read_start(chat_stream_t *s, chat_line_cb on_line,
+                           chat_event_cb on_event);
+
+/* Stops reading; chat_stream_read_start() resumes. */
+int chat_stream_read_stop(chat_stream_t *s);
+
+/* Queues b for writing; the stream takes its own reference, the caller keeps
+ * its own. Returns 0, CHAT_ESENDQ when the budget would be exceeded (nothing
+ * queued), CHAT_ECLOSED after end/close, or a libuv error. */
+int chat_stream_write(chat_stream_t *s, chat_buf_t *b);
+
+/* Copies len bytes and queues them. */
+int chat_stream_write_copy(chat_stream_t *s, const void *data, size_t len);
+
+/* Sets the write-queue budget in bytes; 0 means unlimited. */
+void chat_stream_set_max_queue(chat_stream_t *s, size_t max_queue);
+
+/* Graceful close: stops reading, writes everything queued, shuts the write
+ * side down (TCP FIN), then closes and calls cb. Later writes fail. */
+void chat_stream_end(chat_stream_t *s, chat_close_cb cb);
+
+/* Immediate close: drops what is queued and closes; cb runs from the loop.
+ * Safe to call more than once and after chat_stream_end(): the first
+ * callback given wins. */
+void chat_stream_close(chat_stream_t *s, chat_close_cb cb);
+
+/* Non-zero once chat_stream_end() or chat_stream_close() was called. */
+int chat_stream_is_closing(const chat_stream_t *s);
+
+#endif /* CHAT_STREAM_H */

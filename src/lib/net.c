@@ -1,0 +1,225 @@
+/* TCP connect and listen helpers: see include/chat/net.h. */
+#include "chat/chat.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define KEEPALIVE_DELAY 60 /* seconds of silence before TCP probes */
+
+/* One connection attempt sequence over the resolved addresses. */
+typedef struct {
+  uv_getaddrinfo_t gai;
+  uv_connect_t req;
+  struct addrinfo *res; /* every resolved address */
+  struct addrinfo *cur; /* the address being tried */
+  chat_stream_t *s;
+  chat_connect_cb cb;
+  size_t max_line;
+  int last_err;
+} connector_t;
+
+static void try_next(connector_t *c);
+
+static void connector_done(connector_t *c, int status) {
+  chat_stream_t *s = c->s;
+  chat_connect_cb cb = c->cb;
+
+  if (c->res != NULL)
+    uv_freeaddrinfo(c->res);
+  free(c);
+  cb(s, status);
+}
+
+static void on_attempt_closed(uv_handle_t *h) {
+  connector_t *c = h->data;
+
+  c->cur = c->cur->ai_next;
+  try_next(c);
+}
+
+static void on_connected(uv_connect_t *req, int status) {
+  connector_t *c = req->data;
+  uv_tcp_t *tcp = &c->s->h.tcp;
+
+  if (status == 0) {
+    uv_tcp_nodelay(tcp, 1); /* chat lines are small and latency matters */
+    uv_tcp_keepalive(tcp, 1, KEEPALIVE_DELAY);
+    tcp->data = NULL;
+    connector_done(c, 0);
+    return;
+  }
+  c->last_err = status;
+  uv_close((uv_handle_t *)tcp, on_attempt_closed);
+}
+
+static void try_next(connector_t *c) {
+  uv_loop_t *loop = c->gai.loop;
+  int rc;
+
+  while (c->cur != NULL) {
+    rc = chat_stream_init_tcp(loop, c->s, c->max_line);
+    if (rc != 0) {
+      connector_done(c, rc);
+      return;
+    }
+    c->s->h.tcp.data = c;
+    c->req.data = c;
+    rc = uv_tcp_connect(&c->req, &c->s->h.tcp, c->cur->ai_addr, on_connected);
+    if (rc == 0)
+      return;
+    c->last_err = rc;
+    uv_close(&c->s->h.handle, on_attempt_closed);
+    return;
+  }
+  connector_done(c, c->last_err != 0 ? c->last_err : UV_EAI_NONAME);
+}
+
+static void on_resolved(uv_getaddrinfo_t *req, int status,
+                        struct addrinfo *res) {
+  connector_t *c = req->data;
+
+  if (status != 0) {
+    connector_done(c, status);
+    return;
+  }
+  c->res = res;
+  c->cur = res;
+  try_next(c);
+}
+
+int chat_connect(uv_loop_t *loop, chat_stream_t *s, const char *host,
+                 int port, size_t max_line, chat_connect_cb cb) {
+  struct addrinfo hints;
+  char service[16];
+  connector_t *c;
+  int rc;
+
+  if (host == NULL || port <= 0 || port > 65535 || cb == NULL)
+    return UV_EINVAL;
+  c = calloc(1, sizeof(*c));
+  if (c == NULL)
+    return UV_ENOMEM;
+  c->s = s;
+  c->cb = cb;
+  c->max_line = max_line;
+  c->gai.data = c;
+  memset(&hints, 0, sizeof(hints));
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_protocol = IPPROTO_TCP;
+  snprintf(service, sizeof(service), "%d", port);
+  rc = uv_getaddrinfo(loop, &c->gai, on_resolved, host, service, &hints);
+  if (rc != 0)
+    free(c);
+  return rc;
+}
+
+/* ---- listening --------------------------------------------------------- */
+
+static void on_listener_sock_closed(uv_handle_t *h) {
+  chat_listener_t *l = h->data;
+
+  if (--l->nsocks == 0 && l->on_close != NULL)
+    l->on_close(l);
+}
+
+void chat_listener_close(chat_listener_t *l, void (*cb)(chat_listener_t *)) {
+  if (l->closing)
+    return;
+  l->closing = 1;
+  l->on_close = cb;
+  if (l->nsocks == 0) {
+    if (cb != NULL)
+      cb(l);
+    return;
+  }
+  for (int i = 0; i < 2; i++) {
+    if (l->open[i]) {
+      l->open[i] = 0;
+      uv_close((uv_handle_t *)&l->socks[i], on_listener_sock_closed);
+    }
+  }
+}
+
+static int sock_port(uv_tcp_t *t) {
+  struct sockaddr_storage ss;
+  int len = sizeof(ss);
+
+  if (uv_tcp_getsockname(t, (struct sockaddr *)&ss, &len) != 0)
+    return -1;
+  if (ss.ss_family == AF_INET6)
+    return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+  return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+}
+
+/* Binds and listens one socket; on failure the handle is closed. */
+static int listen_one(uv_loop_t *loop, chat_listener_t *l, int i,
+                      const struct sockaddr *addr, unsigned flags,
+                      int backlog) {
+  uv_tcp_t *t = &l->socks[i];
+  int rc;
+
+  rc = uv_tcp_init(loop, t);
+  if (rc != 0)
+    return rc;
+  t->data = l;
+  l->nsocks++;
+  rc = uv_tcp_bind(t, addr, flags);
+  if (rc == 0)
+    rc = uv_listen((uv_stream_t *)t, backlog, l->on_connection);
+  if (rc != 0)
+    uv_close((uv_handle_t *)t, on_listener_sock_closed);
+  else
+    l->open[i] = 1;
+  return rc;
+}
+
+int chat_listen(uv_loop_t *loop, chat_listener_t *l, int port, int backlog,
+                uv_connection_cb on_connection) {
+  struct sockaddr_in a4;
+  struct sockaddr_in6 a6;
+  void *data = l->data;
+  int rc;
+
+  if (port < 0 || port > 65535 || on_connection == NULL)
+    return UV_EINVAL;
+  memset(l, 0, sizeof(*l));
+  l->data = data;
+  l->on_connection = on_connection;
+  uv_ip4_addr("0.0.0.0", port, &a4);
+  rc = listen_one(loop, l, 0, (struct sockaddr *)&a4, 0, backlog);
+  if (rc != 0) {
+    l->closing = 1;
+    return rc;
+  }
+  l->port = sock_port(&l->socks[0]);
+  /* IPv6 on the same port when the host has it; IPv4 alone is fine. */
+  uv_ip6_addr("::", l->port, &a6);
+  l->ipv6 = listen_one(loop, l, 1, (struct sockaddr *)&a6, UV_TCP_IPV6ONLY,
+                       backlog) == 0;
+  return 0;
+}
+
+int chat_peer_name(const uv_tcp_t *tcp, char *out, size_t cap) {
+  struct sockaddr_storage ss;
+  char ip[64];
+  int len = sizeof(ss);
+  int rc;
+
+  rc = uv_tcp_getpeername(tcp, (struct sockaddr *)&ss, &len);
+  if (rc != 0) {
+    snprintf(out, cap, "?");
+    return rc;
+  }
+  if (ss.ss_family == AF_INET6) {
+    uv_ip6_name((struct sockaddr_in6 *)&ss, ip, sizeof(ip));
+    snprintf(out, cap, "[%s]:%d", ip,
+             ntohs(((struct sockaddr_in6 *)&ss)->sin6_port));
+  } else {
+    uv_ip4_name((struct sockaddr_in *)&ss, ip, sizeof(ip));
+    snprintf(out, cap, "%s:%d", ip,
+             ntohs(((struct sockaddr_in *)&ss)->sin_port));
+  }
+  return 0;
+}

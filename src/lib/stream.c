@@ -1,0 +1,524 @@
+/* Line-oriented streams over libuv: see include/chat/stream.h.
+ *
+ * Invariants:
+ * - Queued buffers form a ring; the first `inflight` of them belong to the
+ *   one write in progress (uv_write or uv_fs_write), the rest wait for it.
+ * - `queued` is the number of unwritten bytes in the ring.
+ * - Memory is released only from close callbacks: the handle's for libuv
+ *   streams, the helper timer's for files, after every fs request ended.
+ */
+#include "chat/chat.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define STREAM_READ_SIZE (64 * 1024) /* the loop-wide read buffer */
+#define STREAM_WRITE_BATCH 16        /* buffers handed to one write */
+#define STREAM_RING_MIN 4
+
+enum {
+  F_READING = 1 << 0,  /* the owner wants lines */
+  F_ENDING = 1 << 1,   /* chat_stream_end(): flush, then shut down */
+  F_CLOSING = 1 << 2,  /* closing: no more I/O, waiting for callbacks */
+  F_EOF = 1 << 3,      /* the read side has finished */
+  F_SHUTDOWN = 1 << 4, /* shutdown requested */
+  F_INIT = 1 << 5      /* the handle (or file helper) is initialised */
+};
+
+/* State of a FILE stream (stdin or stdout redirected to a file). fs requests
+ * run on the thread pool, so a FILE stream reads into its own buffer, never
+ * into the loop-wide one. */
+struct chat__file_io_s {
+  uv_file fd;
+  uv_fs_t rreq;       /* the read in flight, if reading_now */
+  uv_fs_t wreq;       /* the write in flight, if inflight > 0 */
+  uv_timer_t closer;  /* closed to deliver the stream's close callback */
+  int reading_now;
+  char rbuf[STREAM_READ_SIZE];
+};
+
+/* One loop-wide read buffer: libuv calls alloc, read(2) and the read
+ * callback back to back for one stream at a time, and we frame the bytes
+ * before returning, so all streams of a thread can share it. This keeps an
+ * idle connection free of any read buffer. */
+static _Thread_local char read_buf[STREAM_READ_SIZE];
+
+#define container_of(ptr, type, member)                                      \
+  ((type *)((char *)(ptr)-offsetof(type, member)))
+
+static void flush(chat_stream_t *s);
+static void finish_close(chat_stream_t *s);
+
+/* ---- initialisation ---------------------------------------------------- */
+
+static void stream_reset(chat_stream_t *s, chat_stream_kind kind,
+                         size_t max_line) {
+  void *data = s->data; /* the owner's, kept as promised */
+
+  memset(s, 0, sizeof(*s));
+  s->data = data;
+  s->kind = kind;
+  chat_framer_init(&s->framer, max_line);
+}
+
+int chat_stream_init_tcp(uv_loop_t *loop, chat_stream_t *s, size_t max_line) {
+  int rc;
+
+  stream_reset(s, CHAT_STREAM_TCP, max_line);
+  rc = uv_tcp_init(loop, &s->h.tcp);
+  if (rc == 0)
+    s->flags |= F_INIT;
+  return rc;
+}
+
+static int open_file(uv_loop_t *loop, chat_stream_t *s, int fd) {
+  int rc;
+
+  s->kind = CHAT_STREAM_FILE;
+  s->file = malloc(sizeof(*s->file));
+  if (s->file == NULL)
+    return UV_ENOMEM;
+  memset(s->file, 0, offsetof(chat__file_io_t, rbuf));
+  s->file->fd = fd;
+  rc = uv_timer_init(loop, &s->file->closer);
+  if (rc != 0) {
+    free(s->file);
+    s->file = NULL;
+    return rc;
+  }
+  s->file->closer.data = s;
+  s->flags |= F_INIT;
+  return 0;
+}
+
+int chat_stream_open_fd(uv_loop_t *loop, chat_stream_t *s, int fd,
+                        int readable, size_t max_line) {
+  int rc;
+
+  stream_reset(s, CHAT_STREAM_FILE, max_line);
+  switch (uv_guess_handle(fd)) {
+  case UV_TTY:
+    rc = uv_tty_init(loop, &s->h.tty, fd, readable);
+    if (rc != 0)
+      return rc;
+    s->kind = CHAT_STREAM_TTY;
+    s->flags |= F_INIT;
+    return 0;
+  case UV_NAMED_PIPE:
+  case UV_TCP:
+    rc = uv_pipe_init(loop, &s->h.pipe, 0);
+    if (rc != 0)
+      return rc;
+    rc = uv_pipe_open(&s->h.pipe, fd);
+    if (rc == 0) {
+      s->kind = CHAT_STREAM_PIPE;
+      s->flags |= F_INIT;
+      return 0;
+    }
+    /* Not usable as a pipe: release the handle, fall back to plain fs I/O.
+     * The union is not used by FILE streams, so its close may finish
+     * later. */
+    uv_close(&s->h.handle, NULL);
+    return open_file(loop, s, fd);
+  default:
+    return open_file(loop, s, fd);
+  }
+}
+
+uv_stream_t *chat_stream_uv(chat_stream_t *s) {
+  return s->kind == CHAT_STREAM_FILE ? NULL : &s->h.stream;
+}
+
+void chat_stream_set_max_queue(chat_stream_t *s, size_t max_queue) {
+  s->max_queue = max_queue;
+}
+
+int chat_stream_is_closing(const chat_stream_t *s) {
+  return (s->flags & (F_ENDING | F_CLOSING)) != 0;
+}
+
+/* ---- reading ----------------------------------------------------------- */
+
+static int on_frame(void *ctx, int status, const char *line, size_t len) {
+  chat_stream_t *s = ctx;
+
+  if (s->flags & F_CLOSING)
+    return 1; /* the owner closed us from a callback: drop the rest */
+  if (status != 0) {
+    if (s->on_event != NULL)
+      s->on_event(s, status);
+  } else if (s->on_line != NULL) {
+    s->on_line(s, line, len);
+  }
+  return (s->flags & F_CLOSING) ? 1 : 0;
+}
+
+static void deliver(chat_stream_t *s, const char *data, size_t len) {
+  int rc;
+
+  s->bytes_in += len;
+  rc = chat_framer_feed(&s->framer, data, len, on_frame, s);
+  if (rc < 0 && !(s->flags & F_CLOSING) && s->on_event != NULL)
+    s->on_event(s, rc); /* out of memory */
+}
+
+/* The read side ended with status (UV_EOF or an error). */
+static void read_ended(chat_stream_t *s, int status) {
+  s->flags |= F_EOF;
+  s->flags &= ~F_READING;
+  if (status == UV_EOF)
+    chat_framer_finish(&s->framer, on_frame, s);
+  if (!(s->flags & F_CLOSING) && s->on_event != NULL)
+    s->on_event(s, status);
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+  buf->base = read_buf;
+  buf->len = sizeof(read_buf);
+}
+
+static void on_read(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf) {
+  chat_stream_t *s = container_of(h, chat_stream_t, h.stream);
+
+  if (nread > 0) {
+    deliver(s, buf->base, (size_t)nread);
+  } else if (nread < 0) {
+    uv_read_stop(h);
+    read_ended(s, (int)nread);
+  }
+}
+
+static void file_read_next(chat_stream_t *s);
+
+static void on_fs_read(uv_fs_t *req) {
+  chat__file_io_t *f = container_of(req, chat__file_io_t, rreq);
+  chat_stream_t *s = f->closer.data;
+  ssize_t n = req->result;
+
+  uv_fs_req_cleanup(req);
+  f->reading_now = 0;
+  if (s->flags & F_CLOSING) {
+    finish_close(s);
+    return;
+  }
+  if (n > 0) {
+    deliver(s, f->rbuf, (size_t)n);
+    file_read_next(s);
+  } else {
+    read_ended(s, n == 0 ? UV_EOF : (int)n);
+  }
+}
+
+static void file_read_next(chat_stream_t *s) {
+  chat__file_io_t *f = s->file;
+  uv_buf_t b = uv_buf_init(f->rbuf, sizeof(f->rbuf));
+  int rc;
+
+  if (f->reading_now || !(s->flags & F_READING) ||
+      (s->flags & (F_EOF | F_CLOSING)))
+    return;
+  rc = uv_fs_read(f->closer.loop, &f->rreq, f->fd, &b, 1, -1, on_fs_read);
+  if (rc != 0) {
+    read_ended(s, rc);
+    return;
+  }
+  f->reading_now = 1;
+}
+
+int chat_stream_read_start(chat_stream_t *s, chat_line_cb on_line,
+                           chat_event_cb on_event) {
+  int rc;
+
+  if (s->flags & (F_CLOSING | F_ENDING))
+    return CHAT_ECLOSED;
+  s->on_line = on_line;
+  s->on_event = on_event;
+  if ((s->flags & F_READING) || (s->flags & F_EOF))
+    return 0;
+  s->flags |= F_READING;
+  if (s->kind == CHAT_STREAM_FILE) {
+    file_read_next(s);
+    return 0;
+  }
+  rc = uv_read_start(&s->h.stream, on_alloc, on_read);
+  if (rc != 0)
+    s->flags &= ~F_READING;
+  return rc;
+}
+
+int chat_stream_read_stop(chat_stream_t *s) {
+  if (!(s->flags & F_READING))
+    return 0;
+  s->flags &= ~F_READING;
+  if (s->kind == CHAT_STREAM_FILE)
+    return 0; /* a read in flight completes; no next one is issued */
+  return uv_read_stop(&s->h.stream);
+}
+
+/* ---- writing ----------------------------------------------------------- */
+
+static int ring_push(chat_stream_t *s, chat_buf_t *b) {
+  uint32_t cap, i;
+  chat_buf_t **q;
+
+  if (s->q_len == s->q_cap) {
+    cap = s->q_cap ? s->q_cap * 2 : STREAM_RING_MIN;
+    q = malloc(cap * sizeof(*q));
+    if (q == NULL)
+      return UV_ENOMEM;
+    for (i = 0; i < s->q_len; i++)
+      q[i] = s->q[(s->q_head + i) & (s->q_cap - 1)];
+    free(s->q);
+    s->q = q;
+    s->q_cap = cap;
+    s->q_head = 0;
+  }
+  s->q[(s->q_head + s->q_len) & (s->q_cap - 1)] = chat_buf_ref(b);
+  s->q_len++;
+  return 0;
+}
+
+static chat_buf_t *ring_at(const chat_stream_t *s, uint32_t i) {
+  return s->q[(s->q_head + i) & (s->q_cap - 1)];
+}
+
+static void ring_pop(chat_stream_t *s) {
+  chat_buf_unref(ring_at(s, 0));
+  s->q_head = (s->q_head + 1) & (s->q_cap - 1);
+  s->q_len--;
+  if (s->q_len == 0) {
+    /* An idle stream keeps no ring: most peers are idle most of the time. */
+    free(s->q);
+    s->q = NULL;
+    s->q_cap = 0;
+    s->q_head = 0;
+  }
+}
+
+/* Accounts for n written bytes from the head of the ring. */
+static void consume(chat_stream_t *s, size_t n) {
+  size_t left;
+
+  s->bytes_out += n;
+  s->queued -= n;
+  while (n > 0 && s->q_len > 0) {
+    left = ring_at(s, 0)->len - s->q_off;
+    if (n < left) {
+      s->q_off += n;
+      return;
+    }
+    n -= left;
+    s->q_off = 0;
+    ring_pop(s);
+  }
+}
+
+static void drop_queue(chat_stream_t *s) {
+  while (s->q_len > 0)
+    ring_pop(s);
+  s->q_off = 0;
+  s->queued = 0;
+  s->inflight = 0;
+}
+
+static void write_failed(chat_stream_t *s, int status) {
+  drop_queue(s);
+  if (!(s->flags & F_CLOSING) && s->on_event != NULL)
+    s->on_event(s, status);
+  else if (s->flags & F_ENDING)
+    chat_stream_close(s, NULL);
+}
+
+static void after_write(chat_stream_t *s, int status, size_t written) {
+  s->inflight = 0;
+  if (status < 0) {
+    if (status != UV_ECANCELED)
+      write_failed(s, status);
+    else
+      drop_queue(s);
+    if (s->flags & F_CLOSING)
+      finish_close(s);
+    return;
+  }
+  consume(s, written);
+  if (s->flags & F_CLOSING) {
+    finish_close(s);
+    return;
+  }
+  flush(s);
+}
+
+static void on_write(uv_write_t *req, int status) {
+  chat_stream_t *s = container_of(req, chat_stream_t, write_req);
+  size_t n = 0;
+
+  for (uint32_t i = 0; i < s->inflight; i++)
+    n += ring_at(s, i)->len;
+  after_write(s, status, n - s->q_off);
+}
+
+static void on_fs_write(uv_fs_t *req) {
+  chat__file_io_t *f = container_of(req, chat__file_io_t, wreq);
+  chat_stream_t *s = f->closer.data;
+  ssize_t n = req->result;
+
+  uv_fs_req_cleanup(req);
+  after_write(s, n < 0 ? (int)n : 0, n < 0 ? 0 : (size_t)n);
+}
+
+static void do_shutdown(chat_stream_t *s);
+
+/* Starts one write of up to STREAM_WRITE_BATCH queued buffers. */
+static void flush(chat_stream_t *s) {
+  uv_buf_t bufs[STREAM_WRITE_BATCH];
+  uint32_t n, i;
+  chat_buf_t *b;
+  int rc;
+
+  if (s->inflight > 0 || (s->flags & F_CLOSING))
+    return;
+  if (s->q_len == 0) {
+    if (s->flags & F_ENDING)
+      do_shutdown(s);
+    return;
+  }
+  n = s->q_len < STREAM_WRITE_BATCH ? s->q_len : STREAM_WRITE_BATCH;
+  for (i = 0; i < n; i++) {
+    b = ring_at(s, i);
+    bufs[i] = uv_buf_init(b->data, (unsigned)b->len);
+  }
+  bufs[0].base += s->q_off;
+  bufs[0].len -= s->q_off;
+  s->inflight = n;
+  if (s->kind == CHAT_STREAM_FILE)
+    rc = uv_fs_write(s->file->closer.loop, &s->file->wreq, s->file->fd, bufs,
+                     n, -1, on_fs_write);
+  else
+    rc = uv_write(&s->write_req, &s->h.stream, bufs, n, on_write);
+  if (rc != 0) {
+    s->inflight = 0;
+    write_failed(s, rc);
+  }
+}
+
+int chat_stream_write(chat_stream_t *s, chat_buf_t *b) {
+  uv_buf_t ub;
+  int n = 0, rc;
+
+  if (s->flags & (F_CLOSING | F_ENDING))
+    return CHAT_ECLOSED;
+  if (b->len == 0)
+    return 0;
+  if (s->max_queue > 0 && s->queued + b->len > s->max_queue)
+    return CHAT_ESENDQ;
+  if (s->q_len == 0 && s->kind != CHAT_STREAM_FILE) {
+    /* Nothing queued: offer the bytes to the kernel right away. */
+    ub = uv_buf_init(b->data, (unsigned)b->len);
+    n = uv_try_write(&s->h.stream, &ub, 1);
+    if (n == (int)b->len) {
+      s->bytes_out += (size_t)n;
+      return 0;
+    }
+    if (n < 0 && n != UV_EAGAIN && n != UV_ENOSYS)
+      return n;
+    if (n < 0)
+      n = 0;
+  }
+  rc = ring_push(s, b);
+  if (rc != 0)
+    return rc;
+  if (s->q_len == 1) {
+    s->q_off = (size_t)n;
+    s->bytes_out += (size_t)n;
+  }
+  s->queued += b->len - (size_t)n;
+  flush(s);
+  return 0;
+}
+
+int chat_stream_write_copy(chat_stream_t *s, const void *data, size_t len) {
+  chat_buf_t *b = chat_buf_from(data, len);
+  int rc;
+
+  if (b == NULL)
+    return UV_ENOMEM;
+  rc = chat_stream_write(s, b);
+  chat_buf_unref(b);
+  return rc;
+}
+
+/* ---- closing ----------------------------------------------------------- */
+
+static void on_handle_closed(uv_handle_t *h) {
+  chat_stream_t *s = container_of(h, chat_stream_t, h.handle);
+
+  drop_queue(s);
+  chat_framer_free(&s->framer);
+  if (s->on_close != NULL)
+    s->on_close(s);
+}
+
+static void on_closer_closed(uv_handle_t *h) {
+  chat_stream_t *s = h->data;
+
+  free(s->file);
+  s->file = NULL;
+  on_handle_closed(&s->h.handle);
+}
+
+/* Runs the close once nothing is in flight any more. */
+static void finish_close(chat_stream_t *s) {
+  chat__file_io_t *f = s->file;
+
+  if (s->kind != CHAT_STREAM_FILE || f == NULL)
+    return;
+  if (f->reading_now || s->inflight > 0 || uv_is_closing((uv_handle_t *)&f->closer))
+    return;
+  drop_queue(s);
+  uv_close((uv_handle_t *)&f->closer, on_closer_closed);
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status) {
+  chat_stream_t *s = container_of(req, chat_stream_t, shutdown_req);
+
+  chat_stream_close(s, NULL);
+}
+
+static void do_shutdown(chat_stream_t *s) {
+  if (s->flags & F_SHUTDOWN)
+    return;
+  s->flags |= F_SHUTDOWN;
+  if (s->kind == CHAT_STREAM_TCP || s->kind == CHAT_STREAM_PIPE) {
+    if (uv_shutdown(&s->shutdown_req, &s->h.stream, on_shutdown) == 0)
+      return;
+  }
+  chat_stream_close(s, NULL);
+}
+
+void chat_stream_end(chat_stream_t *s, chat_close_cb cb) {
+  if (s->on_close == NULL)
+    s->on_close = cb;
+  if (s->flags & (F_ENDING | F_CLOSING))
+    return;
+  chat_stream_read_stop(s);
+  s->flags |= F_ENDING;
+  flush(s);
+}
+
+void chat_stream_close(chat_stream_t *s, chat_close_cb cb) {
+  if (s->on_close == NULL)
+    s->on_close = cb;
+  if (s->flags & F_CLOSING)
+    return;
+  s->flags |= F_CLOSING;
+  s->flags &= ~F_READING;
+  if (s->kind == CHAT_STREAM_FILE) {
+    if (s->inflight > 0)
+      uv_cancel((uv_req_t *)&s->file->wreq);
+    if (s->file->reading_now)
+      uv_cancel((uv_req_t *)&s->file->rreq);
+    finish_close(s);
+    return;
+  }
+  uv_close(&s->h.handle, on_handle_closed);
+}

@@ -1,0 +1,155 @@
+/* chat-server: command line, then the loop. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "log.h"
+#include "server.h"
+
+static const char usage_text[] =
+    "Usage: chat-server [options] <port>\n"
+    "\n"
+    "Serves a chat on <port> (0 picks a free port) on every IPv4 and IPv6\n"
+    "address. Each line a client sends reaches every other client as\n"
+    "\"<name>: <message>\". Logs go to stderr.\n"
+    "\n"
+    "Options:\n"
+    "  --max-line BYTES     longest line accepted (default 8192)\n"
+    "  --sendq BYTES        unsent output a client may have queued before it\n"
+    "                       is disconnected as a slow consumer (default "
+    "1048576)\n"
+    "  --max-clients N      connected clients in total (default 10000)\n"
+    "  -h, --help           show this help and exit\n"
+    "  -V, --version        show the version and exit\n";
+
+static int usage_error(const char *fmt, ...) CHAT_PRINTF(1, 2);
+static int usage_error(const char *fmt, ...) {
+  va_list ap;
+
+  fprintf(stderr, "chat-server: ");
+  va_start(ap, fmt);
+  vfprintf(stderr, fmt, ap);
+  va_end(ap);
+  fprintf(stderr, " (try 'chat-server --help')\n");
+  return 2;
+}
+
+/* Parses a whole decimal number in [min, max]. */
+static int parse_num(const char *s, unsigned long long min,
+                     unsigned long long max, unsigned long long *out) {
+  char *end;
+  unsigned long long v;
+
+  if (s == NULL || *s < '0' || *s > '9')
+    return -1;
+  errno = 0;
+  v = strtoull(s, &end, 10);
+  if (errno != 0 || *end != '\0' || v < min || v > max)
+    return -1;
+  *out = v;
+  return 0;
+}
+
+/* Matches "--name VALUE" or "--name=VALUE"; advances *i past the value. */
+static const char *opt_value(int argc, char **argv, int *i, const char *name,
+                             int *matched) {
+  size_t n = strlen(name);
+  const char *a = argv[*i];
+
+  *matched = 0;
+  if (strncmp(a, name, n) != 0)
+    return NULL;
+  if (a[n] == '=') {
+    *matched = 1;
+    return a + n + 1;
+  }
+  if (a[n] != '\0')
+    return NULL;
+  *matched = 1;
+  if (*i + 1 >= argc)
+    return NULL;
+  return argv[++*i];
+}
+
+typedef struct {
+  const char *name;
+  unsigned long long min, max;
+  size_t *dst;
+} num_opt_t;
+
+static int parse_args(int argc, char **argv, server_config_t *cfg) {
+  num_opt_t opts[] = {
+      {"--max-line", 16, 16 * 1024 * 1024, &cfg->max_line},
+      {"--sendq", 1024, (unsigned long long)1 << 40, &cfg->sendq},
+      {"--max-clients", 1, 10000000, &cfg->max_clients},
+  };
+  const char *port = NULL, *v;
+  unsigned long long num;
+  int matched;
+
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+      fputs(usage_text, stdout);
+      exit(0);
+    }
+    if (strcmp(a, "-V") == 0 || strcmp(a, "--version") == 0) {
+      printf("chat-server %s (libchat %s, libuv %s)\n", CHAT_PROGRAM_VERSION,
+             chat_version(), uv_version_string());
+      exit(0);
+    }
+    matched = 0;
+    for (size_t k = 0; k < sizeof(opts) / sizeof(opts[0]) && !matched; k++) {
+      v = opt_value(argc, argv, &i, opts[k].name, &matched);
+      if (!matched)
+        continue;
+      if (parse_num(v, opts[k].min, opts[k].max, &num) != 0)
+        return usage_error("invalid value for %s", opts[k].name);
+      *opts[k].dst = (size_t)num;
+    }
+    if (matched)
+      continue;
+    if (a[0] == '-' && a[1] != '\0')
+      return usage_error("unknown option '%s'", a);
+    if (port != NULL)
+      return usage_error("unexpected argument '%s'", a);
+    port = a;
+  }
+  if (port == NULL)
+    return usage_error("%s", "missing <port>");
+  if (parse_num(port, 0, 65535, &num) != 0)
+    return usage_error("invalid port '%s': use a number from 0 to 65535",
+                       port);
+  cfg->port = (int)num;
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  server_config_t cfg;
+  server_t srv;
+  uv_loop_t *loop = uv_default_loop();
+  int rc;
+
+  chat_platform_init();
+  log_init("chat-server");
+  server_config_init(&cfg);
+  rc = parse_args(argc, argv, &cfg);
+  if (rc != 0)
+    return rc;
+  rc = server_start(&srv, loop, &cfg);
+  if (rc != 0) {
+    fprintf(stderr, "chat-server: cannot listen on port %d: %s\n", cfg.port,
+            chat_strerror(rc));
+    return 1;
+  }
+  log_msg("listening on port %d (IPv4%s), max line %zu, sendq %zu", srv.port,
+          srv.listener.ipv6 ? " and IPv6" : "", cfg.max_line, cfg.sendq);
+  uv_run(loop, UV_RUN_DEFAULT);
+  server_free(&srv);
+  rc = uv_loop_close(loop);
+  log_msg("stopped%s", rc == 0 ? "" : " (handles left open)");
+  return 0;
+}

@@ -1,0 +1,377 @@
+/* The chat server: connections, registration and fan-out.
+ *
+ * Invariants:
+ * - A client is freed only in its stream's close callback.
+ * - Nothing closes a client while the hub is delivering: a delivery that
+ *   fails dooms the client, and the reaper timer closes it from the loop.
+ * - Only registered clients are hub members, so only they receive chat.
+ */
+#include "server.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+#define LISTEN_BACKLOG 511
+#define PEER_NAME_MAX 64
+
+struct client_s {
+  chat_stream_t stream; /* first member: the stream is the client */
+  hub_member_t member;  /* hub membership, valid once registered */
+  server_t *srv;
+  client_t *next, *prev; /* server's list of open connections */
+  client_t *next_doomed; /* server's list of clients to close */
+  uint64_t id;           /* connection number, for logs */
+  const char *doom_reason;
+  char peer[PEER_NAME_MAX];
+  char name[CHAT_NAME_MAX + 1];
+  unsigned registered : 1;
+  unsigned doomed : 1;
+  unsigned closing : 1;
+};
+
+static void client_close(client_t *c, const char *reason);
+
+#define client_of_member(m)                                                  \
+  ((client_t *)((char *)(m)-offsetof(client_t, member)))
+
+void server_config_init(server_config_t *cfg) {
+  memset(cfg, 0, sizeof(*cfg));
+  cfg->max_line = CHAT_MAX_LINE_DEFAULT;
+  cfg->sendq = SERVER_DEFAULT_SENDQ;
+  cfg->max_clients = SERVER_DEFAULT_MAX_CLIENTS;
+}
+
+/* ---- sending ------------------------------------------------------------ */
+
+static void on_reaper(uv_timer_t *t);
+
+/* Marks c for closing from the loop; safe in the middle of a fan-out. */
+static void client_doom(client_t *c, const char *reason) {
+  server_t *srv = c->srv;
+
+  if (c->doomed || c->closing || srv->stopping)
+    return;
+  c->doomed = 1;
+  c->doom_reason = reason;
+  c->next_doomed = srv->doomed;
+  srv->doomed = c;
+  uv_timer_start(&srv->reaper, on_reaper, 0, 0);
+}
+
+static void client_send(client_t *c, chat_buf_t *b) {
+  int rc;
+
+  if (b == NULL) {
+    client_doom(c, "out of memory");
+    return;
+  }
+  rc = chat_stream_write(&c->stream, b);
+  if (rc == CHAT_ESENDQ)
+    client_doom(c, "slow consumer: send queue over its limit");
+  else if (rc != 0 && rc != CHAT_ECLOSED)
+    client_doom(c, chat_strerror(rc));
+}
+
+/* Sends a buffer made for c alone and drops the caller's reference. */
+static void client_send_own(client_t *c, chat_buf_t *b) {
+  client_send(c, b);
+  chat_buf_unref(b);
+}
+
+static void member_deliver(hub_member_t *m, chat_buf_t *b) {
+  client_send(client_of_member(m), b);
+}
+
+/* Formats once and hands the same buffer to every other member. */
+static void broadcast(server_t *srv, client_t *from, chat_buf_t *b) {
+  if (b == NULL)
+    return;
+  hub_publish(srv->hub, from ? &from->member : NULL, b);
+  chat_buf_unref(b);
+}
+
+/* ---- lines from a client ------------------------------------------------- */
+
+static void handle_name(client_t *c, const char *line, size_t len) {
+  server_t *srv = c->srv;
+  size_t others;
+  int rc;
+
+  if (chat_name_check(line, len) != 0) {
+    client_send_own(c, chat_format_error(
+                           "name-invalid",
+                           "names are 1-%d characters from A-Z a-z 0-9 _ . "
+                           "-; send another name",
+                           CHAT_NAME_MAX));
+    return;
+  }
+  memcpy(c->name, line, len);
+  c->name[len] = '\0';
+  c->member.name = c->name;
+  c->member.name_len = len;
+  c->member.deliver = member_deliver;
+  rc = hub_join(srv->hub, &c->member);
+  if (rc != 0) {
+    client_send_own(c, chat_format_error(
+                           "name-taken",
+                           "the name \"%s\" is already in use; send another "
+                           "name",
+                           c->name));
+    c->name[0] = '\0';
+    return;
+  }
+  c->registered = 1;
+  others = hub_count(srv->hub) - 1;
+  log_msg("#%llu registered as %s", (unsigned long long)c->id, c->name);
+  client_send_own(c, chat_format_notice("welcome %s, %zu other user%s online",
+                                        c->name, others,
+                                        others == 1 ? "" : "s"));
+  broadcast(srv, c, chat_format_notice("%s joined", c->name));
+}
+
+static void handle_control(client_t *c, const char *line, size_t len) {
+  chat_line_t cmd;
+  char verb[32];
+
+  chat_line_parse(line, len, &cmd);
+  chat_sanitize(cmd.word, cmd.word_len < 16 ? cmd.word_len : 16, verb,
+                sizeof(verb));
+  client_send_own(c, chat_format_error("unknown-command",
+                                       "the command \"%s\" is not known",
+                                       verb));
+}
+
+static void handle_text(client_t *c, const char *line, size_t len) {
+  int rc = chat_text_check(line, len);
+
+  if (rc == CHAT_EEMPTY)
+    return; /* an empty line is no message */
+  if (rc != 0) {
+    client_send_own(c, chat_format_error(
+                           "bad-text",
+                           "message not sent: it holds control characters "
+                           "or invalid UTF-8"));
+    return;
+  }
+  broadcast(c->srv, c, chat_format_chat(c->name, strlen(c->name), line, len));
+}
+
+static void on_client_line(chat_stream_t *s, const char *line, size_t len) {
+  client_t *c = (client_t *)s;
+
+  if (c->doomed)
+    return;
+  if (len > 0 && line[0] == CHAT_CONTROL_CHAR)
+    handle_control(c, line, len);
+  else if (!c->registered)
+    handle_name(c, line, len);
+  else
+    handle_text(c, line, len);
+}
+
+static void on_client_event(chat_stream_t *s, int status) {
+  client_t *c = (client_t *)s;
+
+  if (status == CHAT_ELINE) {
+    client_send_own(c, chat_format_error(
+                           "line-too-long",
+                           "line discarded: longer than %zu bytes",
+                           c->srv->cfg.max_line));
+    return;
+  }
+  client_close(c, status == UV_EOF ? "closed by peer" : chat_strerror(status));
+}
+
+/* ---- connection lifecycle ------------------------------------------------ */
+
+static void client_unlink(client_t *c);
+
+static void on_client_closed(chat_stream_t *s) {
+  client_t *c = (client_t *)s;
+  server_t *srv = c->srv;
+
+  client_unlink(c);
+  free(c);
+  if (srv->stopping && srv->nclients == 0) {
+    uv_timer_stop(&srv->grace);
+    if (!uv_is_closing((uv_handle_t *)&srv->grace))
+      uv_close((uv_handle_t *)&srv->grace, NULL);
+  }
+}
+
+static void client_unlink(client_t *c) {
+  server_t *srv = c->srv;
+
+  if (c->prev != NULL)
+    c->prev->next = c->next;
+  else
+    srv->clients = c->next;
+  if (c->next != NULL)
+    c->next->prev = c->prev;
+  c->next = c->prev = NULL;
+  srv->nclients--;
+}
+
+/* Removes c from the chat and closes its connection now. */
+static void client_close(client_t *c, const char *reason) {
+  server_t *srv = c->srv;
+
+  if (c->closing)
+    return;
+  c->closing = 1;
+  if (c->registered) {
+    log_msg("#%llu %s disconnected: %s", (unsigned long long)c->id, c->name,
+            reason);
+    hub_leave(srv->hub, &c->member);
+    if (!srv->stopping)
+      broadcast(srv, c, chat_format_notice("%s left", c->name));
+  } else {
+    log_msg("#%llu disconnected: %s", (unsigned long long)c->id, reason);
+  }
+  chat_stream_close(&c->stream, on_client_closed);
+}
+
+static void on_reaper(uv_timer_t *t) {
+  server_t *srv = t->data;
+  client_t *c;
+
+  while ((c = srv->doomed) != NULL) {
+    srv->doomed = c->next_doomed;
+    client_close(c, c->doom_reason);
+  }
+}
+
+static void on_connection(uv_stream_t *ls, int status) {
+  chat_listener_t *l = ls->data;
+  server_t *srv = l->data;
+  client_t *c;
+
+  if (status < 0) {
+    log_msg("accept failed: %s", chat_strerror(status));
+    return;
+  }
+  c = calloc(1, sizeof(*c));
+  if (c == NULL || chat_stream_init_tcp(srv->loop, &c->stream,
+                                        srv->cfg.max_line) != 0) {
+    log_msg("cannot accept a connection: out of memory");
+    free(c);
+    return;
+  }
+  c->srv = srv;
+  c->id = ++srv->next_id;
+  c->next = srv->clients;
+  if (srv->clients != NULL)
+    srv->clients->prev = c;
+  srv->clients = c;
+  srv->nclients++;
+  if (uv_accept(ls, chat_stream_uv(&c->stream)) != 0) {
+    client_close(c, "accept failed");
+    return;
+  }
+  uv_tcp_nodelay(&c->stream.h.tcp, 1);
+  uv_tcp_keepalive(&c->stream.h.tcp, 1, 60);
+  chat_stream_set_max_queue(&c->stream, srv->cfg.sendq);
+  chat_peer_name(&c->stream.h.tcp, c->peer, sizeof(c->peer));
+  log_msg("#%llu connected from %s", (unsigned long long)c->id, c->peer);
+  if (srv->nclients > srv->cfg.max_clients) {
+    client_send_own(c, chat_format_error("server-full",
+                                         "the server is full (%zu clients); "
+                                         "try again later",
+                                         srv->cfg.max_clients));
+    log_msg("#%llu refused: server full", (unsigned long long)c->id);
+    c->closing = 1;
+    chat_stream_end(&c->stream, on_client_closed);
+    return;
+  }
+  chat_stream_read_start(&c->stream, on_client_line, on_client_event);
+}
+
+/* ---- start and stop ------------------------------------------------------ */
+
+static void on_signal(uv_signal_t *sig, int signum) {
+  server_t *srv = sig->data;
+
+  log_msg("received signal %d, shutting down", signum);
+  server_stop(srv);
+}
+
+static void on_grace_timeout(uv_timer_t *t) {
+  server_t *srv = t->data;
+  client_t *c, *next;
+
+  log_msg("%zu clients did not close in time; dropping them", srv->nclients);
+  for (c = srv->clients; c != NULL; c = next) {
+    next = c->next;
+    chat_stream_close(&c->stream, on_client_closed);
+  }
+}
+
+int server_start(server_t *srv, uv_loop_t *loop, const server_config_t *cfg) {
+  int rc;
+
+  memset(srv, 0, sizeof(*srv));
+  srv->loop = loop;
+  srv->cfg = *cfg;
+  srv->hub = hub_local_new();
+  if (srv->hub == NULL)
+    return UV_ENOMEM;
+  srv->listener.data = srv;
+  rc = chat_listen(loop, &srv->listener, cfg->port, LISTEN_BACKLOG,
+                   on_connection);
+  if (rc != 0)
+    return rc;
+  srv->port = srv->listener.port;
+  uv_timer_init(loop, &srv->reaper);
+  srv->reaper.data = srv;
+  uv_timer_init(loop, &srv->grace);
+  srv->grace.data = srv;
+  uv_signal_init(loop, &srv->sigint);
+  uv_signal_init(loop, &srv->sigterm);
+  srv->sigint.data = srv->sigterm.data = srv;
+  uv_signal_start(&srv->sigint, on_signal, SIGINT);
+  uv_signal_start(&srv->sigterm, on_signal, SIGTERM);
+  uv_unref((uv_handle_t *)&srv->sigint);
+  uv_unref((uv_handle_t *)&srv->sigterm);
+  return 0;
+}
+
+void server_stop(server_t *srv) {
+  client_t *c, *next;
+  chat_buf_t *bye;
+
+  if (srv->stopping)
+    return;
+  srv->stopping = 1;
+  chat_listener_close(&srv->listener, NULL);
+  uv_close((uv_handle_t *)&srv->sigint, NULL);
+  uv_close((uv_handle_t *)&srv->sigterm, NULL);
+  uv_close((uv_handle_t *)&srv->reaper, NULL);
+  srv->doomed = NULL;
+  bye = chat_format_notice("server shutting down");
+  for (c = srv->clients; c != NULL; c = next) {
+    next = c->next;
+    if (c->registered)
+      hub_leave(srv->hub, &c->member);
+    c->registered = 0;
+    c->closing = 1;
+    if (bye != NULL)
+      chat_stream_write(&c->stream, bye);
+    chat_stream_end(&c->stream, on_client_closed);
+  }
+  chat_buf_unref(bye);
+  if (srv->nclients == 0) {
+    uv_close((uv_handle_t *)&srv->grace, NULL);
+  } else {
+    uv_timer_start(&srv->grace, on_grace_timeout, SERVER_SHUTDOWN_GRACE_MS, 0);
+    uv_unref((uv_handle_t *)&srv->grace);
+  }
+}
+
+void server_free(server_t *srv) {
+  if (srv->hub != NULL)
+    hub_destroy(srv->hub);
+  srv->hub = NULL;
+}

@@ -143,6 +143,9 @@ int main(int argc, char **argv) {
   if (rc != 0) {
     fprintf(stderr, "chat-server: cannot listen on port %d: %s\n", cfg.port,
             chat_strerror(rc));
+    uv_run(loop, UV_RUN_DEFAULT); /* let the failed sockets finish closing */
+    server_free(&srv);
+    uv_loop_close(loop);
     return 1;
   }
   log_msg("listening on port %d (IPv4%s), max line %zu, sendq %zu", srv.port,

@@ -29,6 +29,7 @@ struct client_s {
   char name[CHAT_NAME_MAX + 1];
   unsigned registered : 1;
   unsigned doomed : 1;
+  unsigned listed_doomed : 1; /* on srv->doomed, awaiting the reaper */
   unsigned closing : 1;
 };
 
@@ -55,6 +56,7 @@ static void client_doom(client_t *c, const char *reason) {
   if (c->doomed || c->closing || srv->stopping)
     return;
   c->doomed = 1;
+  c->listed_doomed = 1;
   c->doom_reason = reason;
   c->next_doomed = srv->doomed;
   srv->doomed = c;
@@ -194,6 +196,13 @@ static void on_client_closed(chat_stream_t *s) {
   server_t *srv = c->srv;
 
   client_unlink(c);
+  if (c->listed_doomed) {
+    /* Closed for another reason before the reaper ran: forget it there. */
+    client_t **p = &srv->doomed;
+    while (*p != c)
+      p = &(*p)->next_doomed;
+    *p = c->next_doomed;
+  }
   free(c);
   if (srv->stopping && srv->nclients == 0) {
     uv_timer_stop(&srv->grace);
@@ -240,6 +249,7 @@ static void on_reaper(uv_timer_t *t) {
 
   while ((c = srv->doomed) != NULL) {
     srv->doomed = c->next_doomed;
+    c->listed_doomed = 0;
     client_close(c, c->doom_reason);
   }
 }

@@ -22,14 +22,16 @@ typedef struct {
   size_t cap;
   int calls;
   int elines;
-  int stop_at;    /* non-zero: return stop_value from this call on */
+  int stop_at; /* non-zero: return stop_value from this call on */
   int stop_value;
   const char *chunk; /* the chunk being fed, to see where lines come from */
   size_t chunk_len;
   int from_chunk; /* lines whose bytes lay inside chunk */
 } transcript_t;
 
-static void transcript_init(transcript_t *t) { memset(t, 0, sizeof(*t)); }
+static void transcript_init(transcript_t *t) {
+  memset(t, 0, sizeof(*t));
+}
 
 static void transcript_free(transcript_t *t) {
   free(t->data);
@@ -244,8 +246,7 @@ static void test_max_line_plus_one_is_reported_once(void **state) {
 
   chat_framer_init(&f, 8);
   transcript_init(&t);
-  assert_int_equal(chat_framer_feed(&f, S("123456789\nnext\n"), record, &t),
-                   0);
+  assert_int_equal(chat_framer_feed(&f, S("123456789\nnext\n"), record, &t), 0);
   assert_int_equal(t.elines, 1);
   assert_int_equal(t.calls, 2);
   assert_transcript(&t, S("<ELINE>\nnext\n"));

@@ -134,7 +134,8 @@ static void test_message_option_prompts(void **state) {
 
 static void test_message_is_sent_verbatim(void **state) {
   static const char *const messages[] = {
-      "hello", "  spaced out  ", "x", "m", "f", "X", " m ", "", "\xc3\xa9t\xc3\xa9",
+      "hello", "  spaced out  ",    "x", "m", "f", "X", " m ",
+      "",      "\xc3\xa9t\xc3\xa9",
   };
   menu_t m;
   menu_action_t act;
@@ -293,10 +294,10 @@ static void test_option_table(void **state) {
     const char *line;
     int opt;
   } cases[] = {
-      {"m", 'm'},   {"M", 'm'},    {"f", 'f'},   {"F", 'f'},  {"x", 'x'},
-      {"X", 'x'},   {" m ", 'm'},  {"\tf", 'f'}, {"x  ", 'x'}, {"", 0},
-      {"  ", 0},    {"q", 0},      {"mm", 0},    {"xx", 0},   {"m x", 0},
-      {"message", 0}, {"exit", 0}, {"\xc3\xa9", 0},
+      {"m", 'm'},     {"M", 'm'},   {"f", 'f'},      {"F", 'f'},   {"x", 'x'},
+      {"X", 'x'},     {" m ", 'm'}, {"\tf", 'f'},    {"x  ", 'x'}, {"", 0},
+      {"  ", 0},      {"q", 0},     {"mm", 0},       {"xx", 0},    {"m x", 0},
+      {"message", 0}, {"exit", 0},  {"\xc3\xa9", 0},
   };
 
   for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)

@@ -34,8 +34,8 @@ static void test_name_check_accepts_valid_names(void **state) {
 static void test_name_check_rejects_invalid_names(void **state) {
   static const char too_long[] = "abcdefghijklmnopqrstuvwxyz0123456";
   static const char *const bad[] = {
-      " ", "a b", "a/b", "/", "\xc3\xa9", "caf\xc3\xa9", ":", "a:", "*",
-      "!", "\x01", "a\n", "a\t", "~", "@", "[", "`", "{",
+      " ", "a b",  "a/b", "/",   "\xc3\xa9", "caf\xc3\xa9", ":", "a:", "*",
+      "!", "\x01", "a\n", "a\t", "~",        "@",           "[", "`",  "{",
   };
 
   assert_int_equal(sizeof(too_long) - 1, CHAT_NAME_MAX + 1);
@@ -89,20 +89,20 @@ static void test_name_equal_folds_letters_only(void **state) {
 static void test_text_check_accepts_valid_text(void **state) {
   static const char *const good[] = {
       "hello, world!",
-      "h\xc3\xa9llo",             /* 2-byte */
-      "\xe2\x82\xac",             /* 3-byte: euro sign */
-      "\xf0\x9f\x98\x80",         /* 4-byte: emoji */
-      "col1\tcol2",               /* TAB is allowed */
+      "h\xc3\xa9llo",     /* 2-byte */
+      "\xe2\x82\xac",     /* 3-byte: euro sign */
+      "\xf0\x9f\x98\x80", /* 4-byte: emoji */
+      "col1\tcol2",       /* TAB is allowed */
       "\t",
       "~ !\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}",
-      "\xc2\xa0",                 /* U+00A0, first after the C1 range */
-      "\xdf\xbf",                 /* U+07FF */
-      "\xe0\xa0\x80",             /* U+0800 */
-      "\xed\x9f\xbf",             /* U+D7FF, just below the surrogates */
-      "\xee\x80\x80",             /* U+E000, just above them */
-      "\xef\xbf\xbd",             /* U+FFFD */
-      "\xf0\x90\x80\x80",         /* U+10000 */
-      "\xf4\x8f\xbf\xbf",         /* U+10FFFF, the last code point */
+      "\xc2\xa0",         /* U+00A0, first after the C1 range */
+      "\xdf\xbf",         /* U+07FF */
+      "\xe0\xa0\x80",     /* U+0800 */
+      "\xed\x9f\xbf",     /* U+D7FF, just below the surrogates */
+      "\xee\x80\x80",     /* U+E000, just above them */
+      "\xef\xbf\xbd",     /* U+FFFD */
+      "\xf0\x90\x80\x80", /* U+10000 */
+      "\xf4\x8f\xbf\xbf", /* U+10FFFF, the last code point */
   };
 
   for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
@@ -145,7 +145,9 @@ static void test_text_check_rejects_c1_controls(void **state) {
     assert_int_equal(chat_text_check(text, 2), CHAT_ETEXT);
   }
   assert_int_equal(chat_text_check(S("next\xc2\x85line")), CHAT_ETEXT);
-  assert_int_equal(chat_text_check(S("\xc2\x9b" "31m")), CHAT_ETEXT);
+  assert_int_equal(chat_text_check(S("\xc2\x9b"
+                                     "31m")),
+                   CHAT_ETEXT);
 }
 
 static void test_text_check_rejects_invalid_utf8(void **state) {
@@ -153,27 +155,28 @@ static void test_text_check_rejects_invalid_utf8(void **state) {
     const char *text;
     size_t len;
   } bad[] = {
-      {S("\xc0\xaf")},             /* overlong '/' */
-      {S("\xc1\xbf")},             /* overlong */
-      {S("\xe0\x80\xaf")},         /* overlong, 3 bytes */
-      {S("\xe0\x9f\xbf")},         /* overlong U+07FF */
-      {S("\xf0\x80\x80\xaf")},     /* overlong, 4 bytes */
-      {S("\xf0\x8f\xbf\xbf")},     /* overlong U+FFFF */
-      {S("\xed\xa0\x80")},         /* surrogate U+D800 */
-      {S("\xed\xbf\xbf")},         /* surrogate U+DFFF */
+      {S("\xc0\xaf")},                 /* overlong '/' */
+      {S("\xc1\xbf")},                 /* overlong */
+      {S("\xe0\x80\xaf")},             /* overlong, 3 bytes */
+      {S("\xe0\x9f\xbf")},             /* overlong U+07FF */
+      {S("\xf0\x80\x80\xaf")},         /* overlong, 4 bytes */
+      {S("\xf0\x8f\xbf\xbf")},         /* overlong U+FFFF */
+      {S("\xed\xa0\x80")},             /* surrogate U+D800 */
+      {S("\xed\xbf\xbf")},             /* surrogate U+DFFF */
       {S("\xed\xa0\xbd\xed\xb8\x80")}, /* CESU-8 surrogate pair */
-      {S("\xf4\x90\x80\x80")},     /* U+110000 */
+      {S("\xf4\x90\x80\x80")},         /* U+110000 */
       {S("\xf5\x80\x80\x80")},
       {S("\xff")},
       {S("\xfe")},
       {S("a\xffz")},
-      {S("\x80")},                 /* lone continuation */
+      {S("\x80")}, /* lone continuation */
       {S("a\xbfz")},
-      {S("\xc3")},                 /* truncated 2-byte */
-      {S("\xe2\x82")},             /* truncated 3-byte */
-      {S("\xf0\x9f\x98")},         /* truncated 4-byte */
-      {S("\xe2\x82" "a")},         /* truncated, then ASCII */
-      {S("\xc3\xc3\xa9")},         /* lead byte followed by a lead byte */
+      {S("\xc3")},         /* truncated 2-byte */
+      {S("\xe2\x82")},     /* truncated 3-byte */
+      {S("\xf0\x9f\x98")}, /* truncated 4-byte */
+      {S("\xe2\x82"
+         "a")},            /* truncated, then ASCII */
+      {S("\xc3\xc3\xa9")}, /* lead byte followed by a lead byte */
       {S("ok\xf0\x9f")},
   };
 
@@ -221,11 +224,15 @@ static void test_sanitize_keeps_tab_and_utf8(void **state) {
 
 static void test_sanitize_escapes_invalid_bytes(void **state) {
   assert_sanitized(S("\xff"), "\\xff");
-  assert_sanitized(S("a\xfe" "b"), "a\\xfeb");
+  assert_sanitized(S("a\xfe"
+                     "b"),
+                   "a\\xfeb");
   assert_sanitized(S("\xc0\xaf"), "\\xc0\\xaf");
   assert_sanitized(S("\xed\xa0\x80"), "\\xed\\xa0\\x80");
   assert_sanitized(S("\xf4\x90\x80\x80"), "\\xf4\\x90\\x80\\x80");
-  assert_sanitized(S("\xe2\x82" "a"), "\\xe2\\x82a");
+  assert_sanitized(S("\xe2\x82"
+                     "a"),
+                   "\\xe2\\x82a");
   assert_sanitized(S("\xc3"), "\\xc3");
   /* A truncated sequence does not swallow the valid character after it. */
   assert_sanitized(S("\xe2\x82\xe2\x82\xac"), "\\xe2\\x82\xe2\x82\xac");
@@ -236,7 +243,9 @@ static void test_sanitize_escapes_c1_and_bidi(void **state) {
   assert_sanitized(S("\xc2\x85"), "\\u0085");
   assert_sanitized(S("\xc2\x80"), "\\u0080");
   assert_sanitized(S("\xc2\x9f"), "\\u009f");
-  assert_sanitized(S("abc\xe2\x80\xae" "cba"), "abc\\u202ecba");
+  assert_sanitized(S("abc\xe2\x80\xae"
+                     "cba"),
+                   "abc\\u202ecba");
 }
 
 static void test_sanitize_every_single_byte(void **state) {
@@ -265,7 +274,8 @@ static void test_sanitize_empty(void **state) {
 
 /* Input tokens and where each one's output ends: truncation may only cut at
  * these points. */
-static const char trunc_in[] = "a\x1b" "b\xff\xc3\xa9\xc2\x9b\xe2\x80\xae\x7f";
+static const char trunc_in[] = "a\x1b"
+                               "b\xff\xc3\xa9\xc2\x9b\xe2\x80\xae\x7f";
 static const char trunc_out[] = "a^[b\\xff\xc3\xa9\\u009b\\u202e^?";
 static const size_t trunc_ends[] = {0, 1, 3, 4, 8, 10, 16, 22, 24};
 
@@ -354,7 +364,7 @@ static size_t put_utf8(char *p, uint32_t cp) {
 /* Random bytes, mixed with encoded code points (C1 and bidi controls among
  * them) so that valid sequences are common too. */
 static size_t random_text(char *p, size_t max) {
-  static const uint32_t special[] = {0x85, 0x9b, 0x202a, 0x202e, 0x2066,
+  static const uint32_t special[] = {0x85,   0x9b,   0x202a, 0x202e,  0x2066,
                                      0xd7ff, 0xe000, 0xfeff, 0x10ffff};
   size_t len = 0;
   size_t want = rng() % max;
@@ -477,8 +487,12 @@ static void test_parse_error_line(void **state) {
 }
 
 static void test_parse_control_line(void **state) {
-  assert_parsed(S("\x01" "XFER 1 2"), CHAT_LINE_CONTROL, "XFER", "1 2");
-  assert_parsed(S("\x01" "PING"), CHAT_LINE_CONTROL, "PING", "");
+  assert_parsed(S("\x01"
+                  "XFER 1 2"),
+                CHAT_LINE_CONTROL, "XFER", "1 2");
+  assert_parsed(S("\x01"
+                  "PING"),
+                CHAT_LINE_CONTROL, "PING", "");
 }
 
 static void test_parse_rejects_invalid_lines(void **state) {
@@ -518,13 +532,16 @@ static void test_format_error(void **state) {
 }
 
 static void test_format_control(void **state) {
-  assert_buf(chat_format_control("VERB", "%s", "args"), S("\x01" "VERB args\n"));
-  assert_buf(chat_format_control("XFER", "%d %d", 1, 2), S("\x01" "XFER 1 2\n"));
+  assert_buf(chat_format_control("VERB", "%s", "args"), S("\x01"
+                                                          "VERB args\n"));
+  assert_buf(chat_format_control("XFER", "%d %d", 1, 2), S("\x01"
+                                                           "XFER 1 2\n"));
 #if defined(__GNUC__) || defined(__clang__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wformat-zero-length"
 #endif
-  assert_buf(chat_format_control("VERB", ""), S("\x01" "VERB\n"));
+  assert_buf(chat_format_control("VERB", ""), S("\x01"
+                                                "VERB\n"));
 #if defined(__GNUC__) || defined(__clang__)
 #pragma GCC diagnostic pop
 #endif

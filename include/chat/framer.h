@@ -9,8 +9,8 @@
  *
  * A line longer than max_line bytes (without its terminator) is reported once
  * with CHAT_ELINE and discarded up to and including its newline; framing then
- * resumes with the next line. The framer never holds more than max_line + 1
- * bytes (the extra one may be the CR of a CRLF).
+ * resumes with the next line. The framer never holds more than max_line
+ * bytes of a partial line, plus one trailing CR that may start a CRLF.
  */
 #ifndef CHAT_FRAMER_H
 #define CHAT_FRAMER_H

@@ -1,7 +1,7 @@
 /* Line framer: see include/chat/framer.h.
  *
- * Invariants: buf holds one partial line of at most max_line + 1 bytes (the
- * extra byte may be the CR of a CRLF) and never a newline; while discarding
+ * Invariants: buf holds one partial line of at most max_line bytes, plus one
+ * CR that may be the start of a CRLF, and never a newline; while discarding
  * an over-long line nothing is kept.
  */
 #include "chat/chat.h"
@@ -89,7 +89,9 @@ static int keep_tail(chat_framer_t *f, const char *data, size_t n,
                      chat_frame_cb cb, void *ctx) {
   if (f->discarding || n == 0)
     return 0;
-  if (f->len + n > f->max_line + 1) {
+  /* Keep one byte over max_line only when it may be the CR of a CRLF. */
+  if (f->len + n > f->max_line &&
+      (f->len + n > f->max_line + 1 || data[n - 1] != '\r')) {
     f->len = 0;
     f->discarding = 1; /* report now, skip the rest up to its newline */
     return cb(ctx, CHAT_ELINE, NULL, 0);

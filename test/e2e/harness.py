@@ -230,12 +230,19 @@ class Process:
         return self._split(self.stderr_bytes(), final)
 
     def describe(self):
-        return ('%r: %s\n  argv: %s\n  --- stdout (%s) ---\n%s\n'
+        err = self.stderr_text()
+        text = ('%r: %s\n  argv: %s\n  --- stdout (%s) ---\n%s\n'
                 '  --- stderr (%s) ---\n%s' % (
                     self, describe_status(self.popen.poll()),
                     ' '.join(shlex.quote(a) for a in self.argv),
                     self.stdout_path, tail(self.stdout_text()),
-                    self.stderr_path, tail(self.stderr_text())))
+                    self.stderr_path, tail(err)))
+        # a wrapper's (valgrind's) report may be far from the end of stderr
+        report = re.findall(r'^==\d+==.*$', err, re.M)
+        if report and len(err) > 4000:
+            text += '\n  --- wrapper report (first lines) ---\n' + '\n'.join(
+                report[:80])
+        return text
 
     def _find(self, pattern, start, stream):
         exited = self.popen.poll() is not None

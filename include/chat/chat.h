@@ -14,6 +14,7 @@
 #include "net.h"
 #include "proto.h"
 #include "stream.h"
+#include "xfer.h"
 
 /* Returns CHAT_VERSION_STRING of the library actually linked. */
 const char *chat_version(void);

@@ -19,7 +19,13 @@
   XX(ECLOSED, -6, "stream is closing")                                       \
   XX(EEMPTY, -7, "empty message")                                            \
   XX(EARG, -8, "invalid argument")                                           \
-  XX(EPROTO, -9, "protocol error")
+  XX(EPROTO, -9, "protocol error")                                           \
+  XX(EFILENAME, -10, "invalid file name")                                    \
+  XX(EREFUSED, -11, "refused by the peer")                                   \
+  XX(ESIZE, -12, "size mismatch")                                            \
+  XX(EDIGEST, -13, "SHA-256 digest mismatch")                                \
+  XX(ESTALL, -14, "transfer stalled")                                        \
+  XX(ETIMEDOUT, -15, "timed out")
 
 enum chat_errno {
 #define XX(name, off, msg) CHAT_##name = CHAT__ERRNO_BASE + (off),

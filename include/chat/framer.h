@@ -45,6 +45,14 @@ void chat_framer_free(chat_framer_t *f);
 int chat_framer_feed(chat_framer_t *f, const char *data, size_t len,
                      chat_frame_cb cb, void *ctx);
 
+/* Like chat_framer_feed(); when cb stops the feed, *used tells how many
+ * bytes of data were consumed up to and including the newline of the line
+ * that stopped it, so a caller can hand the rest to someone else (a header
+ * line followed by raw bytes). *used is len when the whole chunk was
+ * taken. */
+int chat_framer_feed_n(chat_framer_t *f, const char *data, size_t len,
+                       chat_frame_cb cb, void *ctx, size_t *used);
+
 /* End of input: hands an unterminated final line to cb as if it had ended
  * with a newline (a peer that types a last line and closes loses nothing).
  * Returns like chat_framer_feed. */

@@ -29,6 +29,9 @@
 
 typedef struct chat_stream_s chat_stream_t;
 
+/* No single line or data callback covers more than this many bytes read. */
+#define CHAT_STREAM_READ_MAX (64 * 1024)
+
 /* A complete line arrived (terminator removed; bytes valid during the call
  * only). */
 typedef void (*chat_line_cb)(chat_stream_t *s, const char *line, size_t len);
@@ -38,6 +41,13 @@ typedef void (*chat_line_cb)(chat_stream_t *s, const char *line, size_t len);
  * any unterminated last line was delivered first) or another negative libuv
  * error (reading stopped). */
 typedef void (*chat_event_cb)(chat_stream_t *s, int status);
+
+/* Raw bytes arrived (after chat_stream_read_raw()); valid during the call
+ * only. */
+typedef void (*chat_data_cb)(chat_stream_t *s, const char *data, size_t len);
+
+/* Everything queued has been written. */
+typedef void (*chat_drain_cb)(chat_stream_t *s);
 
 /* The stream is closed; its memory may be freed now. */
 typedef void (*chat_close_cb)(chat_stream_t *s);
@@ -69,10 +79,13 @@ struct chat_stream_s {
     uv_tty_t tty;
   } h;
   chat__file_io_t *file; /* CHAT_STREAM_FILE only */
+  void *connector;       /* chat_connect() in progress, or NULL */
   chat_framer_t framer;
   chat_line_cb on_line;
   chat_event_cb on_event;
   chat_close_cb on_close;
+  chat_data_cb on_data;
+  chat_drain_cb on_drain;
   uv_write_t write_req;
   uv_shutdown_t shutdown_req;
   chat_buf_t **q;     /* ring of queued buffers */
@@ -102,7 +115,20 @@ uv_stream_t *chat_stream_uv(chat_stream_t *s);
 int chat_stream_read_start(chat_stream_t *s, chat_line_cb on_line,
                            chat_event_cb on_event);
 
-/* Stops reading; chat_stream_read_start() resumes. */
+/* Switches the read side from lines to raw bytes, for a protocol that sends
+ * a header line and then a body. Called from a line callback, the bytes
+ * that followed that line in the same read reach on_data right after the
+ * callback returns; nothing is lost or delivered twice. EOF and errors still
+ * reach the event callback. */
+int chat_stream_read_raw(chat_stream_t *s, chat_data_cb on_data);
+
+/* Calls cb each time the write queue becomes empty after a queued write
+ * completed. A write that the kernel takes at once never queues, so check
+ * `queued` after chat_stream_write() too. */
+void chat_stream_set_drain_cb(chat_stream_t *s, chat_drain_cb cb);
+
+/* Stops reading; chat_stream_read_start() resumes. Lines already read in
+ * the current chunk are still delivered. */
 int chat_stream_read_stop(chat_stream_t *s);
 
 /* Queues b for writing; the stream takes its own reference, the caller keeps
@@ -122,7 +148,8 @@ void chat_stream_end(chat_stream_t *s, chat_close_cb cb);
 
 /* Immediate close: drops what is queued and closes; cb runs from the loop.
  * Safe to call more than once and after chat_stream_end(): the first
- * callback given wins. */
+ * callback given wins. On a stream still inside chat_connect() it cancels
+ * the connect: the connect callback runs with UV_ECANCELED, then cb. */
 void chat_stream_close(chat_stream_t *s, chat_close_cb cb);
 
 /* Non-zero once chat_stream_end() or chat_stream_close() was called. */

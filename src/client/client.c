@@ -8,6 +8,7 @@
  */
 #include "client.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +45,22 @@ static void out(client_t *c, const char *s, size_t len) {
 
 static void outs(client_t *c, const char *s) { out(c, s, strlen(s)); }
 
+void client_printf(client_t *c, const char *fmt, ...) {
+  char line[2048];
+  va_list ap;
+  int n;
+
+  va_start(ap, fmt);
+  n = vsnprintf(line, sizeof(line) - 1, fmt, ap);
+  va_end(ap);
+  if (n < 0)
+    return;
+  if ((size_t)n > sizeof(line) - 2)
+    n = (int)sizeof(line) - 2;
+  line[n++] = '\n';
+  out(c, line, (size_t)n);
+}
+
 static void on_server_line(chat_stream_t *s, const char *line, size_t len);
 static void on_server_event(chat_stream_t *s, int status);
 
@@ -73,7 +90,7 @@ static void out_untrusted(client_t *c, const char *s, size_t len) {
     free(buf);
 }
 
-static void send_line(client_t *c, const char *s, size_t len) {
+void client_send_line(client_t *c, const char *s, size_t len) {
   chat_buf_t *b = chat_buf_new(len + 1);
   int rc;
 
@@ -107,7 +124,8 @@ static void do_register(client_t *c, const char *name, size_t len) {
     client_exit(c, 1);
     return;
   }
-  send_line(c, name, len);
+  client_send_line(c, name, len);
+  snprintf(c->name, sizeof(c->name), "%.*s", (int)len, name);
   c->waiting = 1; /* hold further input until the server answers */
 }
 
@@ -120,7 +138,7 @@ static void do_send(client_t *c, const char *text, size_t len) {
     outs(c, "message not sent: it holds control characters or invalid "
             "UTF-8\n");
   else
-    send_line(c, text, len);
+    client_send_line(c, text, len);
   outs(c, MENU_TEXT);
 }
 
@@ -158,7 +176,8 @@ static void process_line(client_t *c, const char *line, size_t len) {
     do_send(c, act.text, act.len);
     break;
   case MENU_ACT_FILE:
-    outs(c, "file transfer is not available yet\n");
+    /* The menu comes back at once; the outcome is printed when known. */
+    fetch_request(c, act.owner, act.owner_len, act.text, act.len);
     outs(c, MENU_TEXT);
     break;
   case MENU_ACT_EXIT:
@@ -260,6 +279,10 @@ static int is_welcome(const chat_line_t *l) {
 static void on_name_answer(client_t *c, const chat_line_t *l,
                            const char *line, size_t len) {
   if (is_welcome(l)) {
+    char fp[32];
+    int n = snprintf(fp, sizeof(fp), "%cFILEPORT %d", CHAT_CONTROL_CHAR,
+                     c->serving ? c->files.port : 0);
+    client_send_line(c, fp, (size_t)n);
     out_untrusted(c, line, len);
     menu_registered(&c->menu);
     c->waiting = 0;
@@ -297,8 +320,13 @@ static void on_server_line(chat_stream_t *s, const char *line, size_t len) {
     on_name_answer(c, &l, line, len);
     return;
   }
-  if (l.kind == CHAT_LINE_CONTROL)
-    return; /* no control replies are expected yet */
+  if (l.kind == CHAT_LINE_CONTROL) {
+    if (l.word_len == 5 && memcmp(l.word, "SERVE", 5) == 0)
+      serve_on_serve(c, l.text, l.text_len);
+    else
+      fetch_on_reply(c, &l);
+    return; /* control lines are for us, never shown */
+  }
   out_untrusted(c, line, len);
 }
 
@@ -343,6 +371,9 @@ static void client_exit(client_t *c, int code) {
   c->exiting = 1;
   c->exit_code = code;
   free_queue(c);
+  fetch_stop(c); /* temporary files are removed */
+  serve_stop(c);
+  uv_close((uv_handle_t *)&c->tick, NULL);
   if (code == 0)
     outs(c, MENU_GOODBYE);
   chat_stream_close(&c->in, on_stream_closed);
@@ -352,6 +383,14 @@ static void client_exit(client_t *c, int code) {
   uv_timer_stop(&c->timer);
   uv_timer_start(&c->timer, on_exit_grace, CLIENT_EXIT_GRACE_MS, 0);
   uv_unref((uv_handle_t *)&c->timer);
+}
+
+static void on_tick(uv_timer_t *t) {
+  client_t *c = t->data;
+  uint64_t now = uv_now(c->loop);
+
+  serve_tick(c, now);
+  fetch_tick(c, now);
 }
 
 static void on_connected(chat_stream_t *s, int status) {
@@ -381,6 +420,7 @@ int client_start(client_t *c, uv_loop_t *loop, const client_config_t *cfg) {
   memset(c, 0, sizeof(*c));
   c->loop = loop;
   c->cfg = *cfg;
+  c->share_real = cfg->share; /* main() resolved it */
   menu_init(&c->menu);
   c->interactive = uv_guess_handle(0) == UV_TTY;
   rc = chat_stream_open_fd(loop, &c->out, 1, 0, 1);
@@ -397,6 +437,11 @@ int client_start(client_t *c, uv_loop_t *loop, const client_config_t *cfg) {
   c->open_streams++;
   uv_timer_init(loop, &c->timer);
   c->timer.data = c;
+  uv_timer_init(loop, &c->tick);
+  c->tick.data = c;
+  uv_timer_start(&c->tick, on_tick, CLIENT_TICK_MS, CLIENT_TICK_MS);
+  uv_unref((uv_handle_t *)&c->tick);
+  serve_start(c);
   rc = chat_connect(loop, &c->server, cfg->host, cfg->port,
                     CLIENT_SERVER_MAX_LINE, on_connected);
   if (rc != 0) {

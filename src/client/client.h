@@ -13,14 +13,27 @@
 #define CLIENT_STDOUT_MAX (1024 * 1024) /* unwritten output before we stop
                                            reading from the server */
 #define CLIENT_EXIT_GRACE_MS 2000       /* bound on flushing at exit */
+#define CLIENT_DEFAULT_MAX_TRANSFERS 8  /* each way, at once */
+#define CLIENT_DEFAULT_STALL_S 30       /* a transfer moving nothing fails */
+#define CLIENT_OFFER_TTL_MS 60000       /* a SERVE token's lifetime */
+#define CLIENT_HEADER_WAIT_MS 10000     /* for a file connection's header */
+#define CLIENT_CHUNK (256 * 1024)       /* file bytes per read or write */
+#define CLIENT_TICK_MS 500              /* transfer deadline checks */
 
 typedef struct {
-  const char *host; /* chat server host name or address */
-  int port;         /* chat server port */
-  int file_port;    /* -l: port we serve files on, 0 = none */
+  const char *host;      /* chat server host name or address */
+  int port;              /* chat server port */
+  int file_port;         /* -l: port we serve files on, 0 = none */
+  const char *share;     /* directory we serve files from */
+  const char *downloads; /* directory received files land in */
+  unsigned max_transfers; /* concurrent transfers each way */
+  unsigned stall_s;       /* seconds without progress before failing */
 } client_config_t;
 
 typedef struct input_line_s input_line_t;
+typedef struct offer_s offer_t;
+typedef struct sender_s sender_t;
+typedef struct fetch_s fetch_t;
 
 typedef struct {
   /* read-only */
@@ -32,7 +45,17 @@ typedef struct {
   chat_stream_t out;    /* standard output */
   chat_stream_t server; /* the chat connection */
   uv_timer_t timer;     /* stdout back-pressure polls, exit grace */
+  uv_timer_t tick;      /* transfer deadlines */
+  chat_listener_t files; /* the -l port */
+  int serving;           /* files is listening */
+  const char *share_real; /* share, symbolic links resolved */
+  offer_t *offers;       /* SERVE tokens we hold (owner side) */
+  sender_t *senders;     /* files we are sending */
+  fetch_t *fetches;      /* files we are receiving */
+  unsigned noffers, nsenders, nfetches;
+  unsigned next_fetch_id;
   menu_t menu;
+  char name[CHAT_NAME_MAX + 1]; /* ours, once the server accepted it */
   input_line_t *queue_head, *queue_tail; /* lines typed ahead */
   size_t queued_bytes;
   int interactive; /* stdin is a terminal */
@@ -42,6 +65,25 @@ typedef struct {
   int exiting;
   int open_streams; /* streams not yet closed */
 } client_t;
+
+/* Prints a line on stdout (a NUL-terminated printf format). */
+void client_printf(client_t *c, const char *fmt, ...) CHAT_PRINTF(2, 3);
+
+/* Sends one line (without its newline) to the server. */
+void client_send_line(client_t *c, const char *line, size_t len);
+
+/* serve.c: the owner side of file transfers. */
+int serve_start(client_t *c);
+void serve_on_serve(client_t *c, const char *args, size_t len);
+void serve_tick(client_t *c, uint64_t now);
+void serve_stop(client_t *c);
+
+/* fetch.c: the requester side. */
+void fetch_request(client_t *c, const char *owner, size_t owner_len,
+                   const char *file, size_t file_len);
+void fetch_on_reply(client_t *c, const chat_line_t *l);
+void fetch_tick(client_t *c, uint64_t now);
+void fetch_stop(client_t *c);
 
 /* Connects and runs the session; returns with uv_run() until everything is
  * closed. Returns 0 on success or a libuv error when it cannot start. */

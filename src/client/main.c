@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "client.h"
 #include "config.h"
@@ -20,6 +21,13 @@ static const char usage_text[] =
     "  -l, --listen PORT    port to serve file requests on (0 = none)\n"
     "  -p, --port PORT      the chat server's port\n"
     "  -s, --server HOST    the chat server's host (default localhost)\n"
+    "  --share DIR          serve files from DIR (default: the current\n"
+    "                       directory); only regular files directly in it\n"
+    "  --downloads DIR      save received files in DIR (default: the\n"
+    "                       current directory)\n"
+    "  --max-transfers N    transfers at once in each direction (default 8)\n"
+    "  --stall-timeout S    fail a transfer that moves nothing for S seconds\n"
+    "                       (default 30)\n"
     "  -h, --help           show this help and exit\n"
     "  -V, --version        show the version and exit\n";
 
@@ -72,8 +80,13 @@ static int take_value(int argc, char **argv, int *i, const char *shrt,
 
 static int parse_args(int argc, char **argv, client_config_t *cfg) {
   const char *lport = NULL, *port = NULL, *v;
+  int n;
 
   cfg->host = "localhost";
+  cfg->share = ".";
+  cfg->downloads = ".";
+  cfg->max_transfers = CLIENT_DEFAULT_MAX_TRANSFERS;
+  cfg->stall_s = CLIENT_DEFAULT_STALL_S;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
@@ -97,6 +110,24 @@ static int parse_args(int argc, char **argv, client_config_t *cfg) {
       if (v == NULL || *v == '\0')
         return usage_error("%s", "-s needs a host");
       cfg->host = v;
+    } else if (take_value(argc, argv, &i, "--share", "--share", &v)) {
+      if (v == NULL || *v == '\0')
+        return usage_error("%s", "--share needs a directory");
+      cfg->share = v;
+    } else if (take_value(argc, argv, &i, "--downloads", "--downloads", &v)) {
+      if (v == NULL || *v == '\0')
+        return usage_error("%s", "--downloads needs a directory");
+      cfg->downloads = v;
+    } else if (take_value(argc, argv, &i, "--max-transfers",
+                          "--max-transfers", &v)) {
+      if (parse_port(v, 1, &n) != 0 || n > 1000)
+        return usage_error("%s", "--max-transfers takes 1-1000");
+      cfg->max_transfers = (unsigned)n;
+    } else if (take_value(argc, argv, &i, "--stall-timeout", "--stall-timeout",
+                          &v)) {
+      if (parse_port(v, 1, &n) != 0 || n > 86400)
+        return usage_error("%s", "--stall-timeout takes 1-86400 seconds");
+      cfg->stall_s = (unsigned)n;
     } else {
       return usage_error("unexpected argument '%s'", a);
     }
@@ -112,10 +143,36 @@ static int parse_args(int argc, char **argv, client_config_t *cfg) {
   return 0;
 }
 
+/* Resolves a directory option to an absolute path without links, at start-up
+ * (before the loop runs, so the synchronous calls block nobody). */
+static char *resolve_dir(uv_loop_t *loop, const char *opt, const char *dir) {
+  uv_fs_t req;
+  char *path = NULL;
+  int rc;
+
+  rc = uv_fs_realpath(loop, &req, dir, NULL);
+  if (rc == 0)
+    path = strdup(req.ptr);
+  uv_fs_req_cleanup(&req);
+  if (rc == 0) {
+    rc = uv_fs_stat(loop, &req, path, NULL);
+    if (rc == 0 && !(req.statbuf.st_mode & S_IFDIR))
+      rc = UV_ENOTDIR;
+    uv_fs_req_cleanup(&req);
+  }
+  if (rc != 0) {
+    fprintf(stderr, "chat-client: %s %s: %s\n", opt, dir, chat_strerror(rc));
+    free(path);
+    return NULL;
+  }
+  return path;
+}
+
 int main(int argc, char **argv) {
   client_config_t cfg;
   client_t client;
   uv_loop_t *loop = uv_default_loop();
+  char *share, *downloads;
   int rc;
 
   chat_platform_init();
@@ -123,6 +180,15 @@ int main(int argc, char **argv) {
   rc = parse_args(argc, argv, &cfg);
   if (rc != 0)
     return rc;
+  share = resolve_dir(loop, "--share", cfg.share);
+  downloads = resolve_dir(loop, "--downloads", cfg.downloads);
+  if (share == NULL || downloads == NULL) {
+    free(share);
+    free(downloads);
+    return 2;
+  }
+  cfg.share = share;
+  cfg.downloads = downloads;
   rc = client_start(&client, loop, &cfg);
   if (rc != 0) {
     fprintf(stderr, "chat-client: cannot start: %s\n", chat_strerror(rc));
@@ -130,5 +196,7 @@ int main(int argc, char **argv) {
   }
   uv_run(loop, UV_RUN_DEFAULT);
   uv_loop_close(loop);
+  free(share);
+  free(downloads);
   return client.exit_code;
 }

@@ -99,22 +99,33 @@ static int keep_tail(chat_framer_t *f, const char *data, size_t n,
   return append(f, data, n);
 }
 
-int chat_framer_feed(chat_framer_t *f, const char *data, size_t len,
-                     chat_frame_cb cb, void *ctx) {
+int chat_framer_feed_n(chat_framer_t *f, const char *data, size_t len,
+                       chat_frame_cb cb, void *ctx, size_t *used) {
+  const char *start = data;
   const char *end = data + len;
   const char *nl;
   int rc;
 
+  *used = len;
   while (data < end) {
     nl = memchr(data, '\n', (size_t)(end - data));
     if (nl == NULL)
       return keep_tail(f, data, (size_t)(end - data), cb, ctx);
     rc = end_line(f, data, (size_t)(nl - data), cb, ctx);
-    if (rc != 0)
+    if (rc != 0) {
+      *used = (size_t)(nl + 1 - start);
       return rc;
+    }
     data = nl + 1;
   }
   return 0;
+}
+
+int chat_framer_feed(chat_framer_t *f, const char *data, size_t len,
+                     chat_frame_cb cb, void *ctx) {
+  size_t used;
+
+  return chat_framer_feed_n(f, data, len, cb, ctx, &used);
 }
 
 int chat_framer_finish(chat_framer_t *f, chat_frame_cb cb, void *ctx) {

@@ -1,5 +1,6 @@
 /* TCP connect and listen helpers: see include/chat/net.h. */
 #include "chat/chat.h"
+#include "internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,8 @@ typedef struct {
   chat_connect_cb cb;
   size_t max_line;
   int last_err;
+  int trying;    /* an attempt's handle is open (not closing) */
+  int cancelled; /* chat_stream_close() was called */
 } connector_t;
 
 static void try_next(connector_t *c);
@@ -24,24 +27,49 @@ static void try_next(connector_t *c);
 static void connector_done(connector_t *c, int status) {
   chat_stream_t *s = c->s;
   chat_connect_cb cb = c->cb;
+  int cancelled = c->cancelled;
 
   if (c->res != NULL)
     uv_freeaddrinfo(c->res);
+  s->connector = NULL;
   free(c);
-  cb(s, status);
+  cb(s, cancelled ? UV_ECANCELED : status);
+  if (cancelled)
+    chat__stream_cancelled(s);
 }
 
 static void on_attempt_closed(uv_handle_t *h) {
   connector_t *c = h->data;
 
+  if (c->cancelled) {
+    connector_done(c, UV_ECANCELED);
+    return;
+  }
   c->cur = c->cur->ai_next;
   try_next(c);
+}
+
+void chat__connect_cancel(chat_stream_t *s) {
+  connector_t *c = s->connector;
+
+  if (c->cancelled)
+    return;
+  c->cancelled = 1;
+  if (c->trying) {
+    c->trying = 0;
+    uv_close(&s->h.handle, on_attempt_closed); /* on_connected: ECANCELED */
+  } else if (c->res == NULL) {
+    uv_cancel((uv_req_t *)&c->gai); /* else on_resolved sees the flag */
+  }
 }
 
 static void on_connected(uv_connect_t *req, int status) {
   connector_t *c = req->data;
   uv_tcp_t *tcp = &c->s->h.tcp;
 
+  if (c->cancelled)
+    return; /* the handle is closing; on_attempt_closed finishes */
+  c->trying = 0;
   if (status == 0) {
     uv_tcp_nodelay(tcp, 1); /* chat lines are small and latency matters */
     uv_tcp_keepalive(tcp, 1, KEEPALIVE_DELAY);
@@ -64,10 +92,13 @@ static void try_next(connector_t *c) {
       return;
     }
     c->s->h.tcp.data = c;
+    c->s->connector = c;
     c->req.data = c;
     rc = uv_tcp_connect(&c->req, &c->s->h.tcp, c->cur->ai_addr, on_connected);
-    if (rc == 0)
+    if (rc == 0) {
+      c->trying = 1;
       return;
+    }
     c->last_err = rc;
     uv_close(&c->s->h.handle, on_attempt_closed);
     return;
@@ -79,11 +110,11 @@ static void on_resolved(uv_getaddrinfo_t *req, int status,
                         struct addrinfo *res) {
   connector_t *c = req->data;
 
-  if (status != 0) {
+  c->res = res;
+  if (status != 0 || c->cancelled) {
     connector_done(c, status);
     return;
   }
-  c->res = res;
   c->cur = res;
   try_next(c);
 }
@@ -100,6 +131,11 @@ int chat_connect(uv_loop_t *loop, chat_stream_t *s, const char *host,
   c = calloc(1, sizeof(*c));
   if (c == NULL)
     return UV_ENOMEM;
+  {
+    void *data = s->data; /* the owner's, kept as promised */
+    memset(s, 0, sizeof(*s));
+    s->data = data;
+  }
   c->s = s;
   c->cb = cb;
   c->max_line = max_line;
@@ -109,9 +145,12 @@ int chat_connect(uv_loop_t *loop, chat_stream_t *s, const char *host,
   hints.ai_socktype = SOCK_STREAM;
   hints.ai_protocol = IPPROTO_TCP;
   snprintf(service, sizeof(service), "%d", port);
+  s->connector = c; /* so chat_stream_close() can cancel the resolve */
   rc = uv_getaddrinfo(loop, &c->gai, on_resolved, host, service, &hints);
-  if (rc != 0)
+  if (rc != 0) {
+    s->connector = NULL;
     free(c);
+  }
   return rc;
 }
 

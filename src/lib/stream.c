@@ -8,11 +8,12 @@
  *   streams, the helper timer's for files, after every fs request ended.
  */
 #include "chat/chat.h"
+#include "internal.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#define STREAM_READ_SIZE (64 * 1024) /* the loop-wide read buffer */
+#define STREAM_READ_SIZE CHAT_STREAM_READ_MAX /* the loop-wide buffer */
 #define STREAM_WRITE_BATCH 16        /* buffers handed to one write */
 #define STREAM_RING_MIN 4
 
@@ -22,8 +23,12 @@ enum {
   F_CLOSING = 1 << 2,  /* closing: no more I/O, waiting for callbacks */
   F_EOF = 1 << 3,      /* the read side has finished */
   F_SHUTDOWN = 1 << 4, /* shutdown requested */
-  F_INIT = 1 << 5      /* the handle (or file helper) is initialised */
+  F_INIT = 1 << 5,     /* the handle (or file helper) is initialised */
+  F_RAW = 1 << 6       /* deliver raw bytes, not lines */
 };
+
+#define FRAME_STOP 1 /* on_frame: the stream is closing */
+#define FRAME_RAW 2  /* on_frame: switched to raw bytes */
 
 /* State of a FILE stream (stdin or stdout redirected to a file). fs requests
  * run on the thread pool, so a FILE stream reads into its own buffer, never
@@ -143,22 +148,31 @@ static int on_frame(void *ctx, int status, const char *line, size_t len) {
   chat_stream_t *s = ctx;
 
   if (s->flags & F_CLOSING)
-    return 1; /* the owner closed us from a callback: drop the rest */
+    return FRAME_STOP; /* the owner closed us from a callback */
   if (status != 0) {
     if (s->on_event != NULL)
       s->on_event(s, status);
   } else if (s->on_line != NULL) {
     s->on_line(s, line, len);
   }
-  return (s->flags & F_CLOSING) ? 1 : 0;
+  if (s->flags & F_CLOSING)
+    return FRAME_STOP;
+  return (s->flags & F_RAW) ? FRAME_RAW : 0;
 }
 
 static void deliver(chat_stream_t *s, const char *data, size_t len) {
+  size_t used;
   int rc;
 
   s->bytes_in += len;
-  rc = chat_framer_feed(&s->framer, data, len, on_frame, s);
-  if (rc < 0 && !(s->flags & F_CLOSING) && s->on_event != NULL)
+  if (s->flags & F_RAW) {
+    s->on_data(s, data, len);
+    return;
+  }
+  rc = chat_framer_feed_n(&s->framer, data, len, on_frame, s, &used);
+  if (rc == FRAME_RAW && used < len)
+    s->on_data(s, data + used, len - used);
+  else if (rc < 0 && !(s->flags & F_CLOSING) && s->on_event != NULL)
     s->on_event(s, rc); /* out of memory */
 }
 
@@ -244,6 +258,24 @@ int chat_stream_read_start(chat_stream_t *s, chat_line_cb on_line,
   if (rc != 0)
     s->flags &= ~F_READING;
   return rc;
+}
+
+int chat_stream_read_raw(chat_stream_t *s, chat_data_cb on_data) {
+  if (on_data == NULL)
+    return UV_EINVAL;
+  s->on_data = on_data;
+  s->flags |= F_RAW;
+  if (s->framer.len > 0) {
+    /* Bytes after the last line that the framer was holding. */
+    size_t n = s->framer.len;
+    s->framer.len = 0;
+    on_data(s, s->framer.buf, n);
+  }
+  return 0;
+}
+
+void chat_stream_set_drain_cb(chat_stream_t *s, chat_drain_cb cb) {
+  s->on_drain = cb;
 }
 
 int chat_stream_read_stop(chat_stream_t *s) {
@@ -345,6 +377,8 @@ static void after_write(chat_stream_t *s, int status, size_t written) {
     finish_close(s);
     return;
   }
+  if (s->q_len == 0 && s->on_drain != NULL && !(s->flags & F_ENDING))
+    s->on_drain(s);
   flush(s);
 }
 
@@ -458,6 +492,10 @@ static void on_handle_closed(uv_handle_t *h) {
     s->on_close(s);
 }
 
+void chat__stream_cancelled(chat_stream_t *s) {
+  on_handle_closed(&s->h.handle);
+}
+
 static void on_closer_closed(uv_handle_t *h) {
   chat_stream_t *s = h->data;
 
@@ -512,6 +550,10 @@ void chat_stream_close(chat_stream_t *s, chat_close_cb cb) {
     return;
   s->flags |= F_CLOSING;
   s->flags &= ~F_READING;
+  if (s->connector != NULL) {
+    chat__connect_cancel(s);
+    return;
+  }
   if (s->kind == CHAT_STREAM_FILE) {
     if (s->inflight > 0)
       uv_cancel((uv_req_t *)&s->file->wreq);

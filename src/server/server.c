@@ -15,23 +15,6 @@
 #include "log.h"
 
 #define LISTEN_BACKLOG 511
-#define PEER_NAME_MAX 64
-
-struct client_s {
-  chat_stream_t stream; /* first member: the stream is the client */
-  hub_member_t member;  /* hub membership, valid once registered */
-  server_t *srv;
-  client_t *next, *prev; /* server's list of open connections */
-  client_t *next_doomed; /* server's list of clients to close */
-  uint64_t id;           /* connection number, for logs */
-  const char *doom_reason;
-  char peer[PEER_NAME_MAX];
-  char name[CHAT_NAME_MAX + 1];
-  unsigned registered : 1;
-  unsigned doomed : 1;
-  unsigned listed_doomed : 1; /* on srv->doomed, awaiting the reaper */
-  unsigned closing : 1;
-};
 
 static void client_close(client_t *c, const char *reason);
 
@@ -63,7 +46,7 @@ static void client_doom(client_t *c, const char *reason) {
   uv_timer_start(&srv->reaper, on_reaper, 0, 0);
 }
 
-static void client_send(client_t *c, chat_buf_t *b) {
+void client_send(client_t *c, chat_buf_t *b) {
   int rc;
 
   if (b == NULL) {
@@ -77,8 +60,7 @@ static void client_send(client_t *c, chat_buf_t *b) {
     client_doom(c, chat_strerror(rc));
 }
 
-/* Sends a buffer made for c alone and drops the caller's reference. */
-static void client_send_own(client_t *c, chat_buf_t *b) {
+void client_send_own(client_t *c, chat_buf_t *b) {
   client_send(c, b);
   chat_buf_unref(b);
 }
@@ -137,13 +119,23 @@ static void handle_name(client_t *c, const char *line, size_t len) {
 static void handle_control(client_t *c, const char *line, size_t len) {
   chat_line_t cmd;
   char verb[32];
+  int rc;
 
   chat_line_parse(line, len, &cmd);
+  rc = c->registered ? xfer_control(c, &cmd) : CHAT_EPROTO;
+  if (rc == 0)
+    return;
   chat_sanitize(cmd.word, cmd.word_len < 16 ? cmd.word_len : 16, verb,
                 sizeof(verb));
-  client_send_own(c, chat_format_error("unknown-command",
-                                       "the command \"%s\" is not known",
-                                       verb));
+  if (rc == CHAT_EPROTO)
+    client_send_own(c, chat_format_error("bad-command",
+                                         "malformed \"%s\" command%s", verb,
+                                         c->registered ? ""
+                                                       : " (send a name first)"));
+  else
+    client_send_own(c, chat_format_error("unknown-command",
+                                         "the command \"%s\" is not known",
+                                         verb));
 }
 
 static void handle_text(client_t *c, const char *line, size_t len) {
@@ -234,6 +226,7 @@ static void client_close(client_t *c, const char *reason) {
   if (c->registered) {
     log_msg("#%llu %s disconnected: %s", (unsigned long long)c->id, c->name,
             reason);
+    xfer_forget(c);
     hub_leave(srv->hub, &c->member);
     if (!srv->stopping)
       broadcast(srv, c, chat_format_notice("%s left", c->name));
@@ -252,6 +245,20 @@ static void on_reaper(uv_timer_t *t) {
     c->listed_doomed = 0;
     client_close(c, c->doom_reason);
   }
+}
+
+/* The bare address of the peer, as files are fetched from it. */
+static void peer_ip(client_t *c) {
+  struct sockaddr_storage ss;
+  int len = sizeof(ss);
+
+  c->ip[0] = '\0';
+  if (uv_tcp_getpeername(&c->stream.h.tcp, (struct sockaddr *)&ss, &len) != 0)
+    return;
+  if (ss.ss_family == AF_INET6)
+    uv_ip6_name((struct sockaddr_in6 *)&ss, c->ip, sizeof(c->ip));
+  else
+    uv_ip4_name((struct sockaddr_in *)&ss, c->ip, sizeof(c->ip));
 }
 
 static void on_connection(uv_stream_t *ls, int status) {
@@ -284,7 +291,9 @@ static void on_connection(uv_stream_t *ls, int status) {
   uv_tcp_nodelay(&c->stream.h.tcp, 1);
   uv_tcp_keepalive(&c->stream.h.tcp, 1, 60);
   chat_stream_set_max_queue(&c->stream, srv->cfg.sendq);
+  c->file_port = -1;
   chat_peer_name(&c->stream.h.tcp, c->peer, sizeof(c->peer));
+  peer_ip(c);
   log_msg("#%llu connected from %s", (unsigned long long)c->id, c->peer);
   if (srv->nclients > srv->cfg.max_clients) {
     client_send_own(c, chat_format_error("server-full",
@@ -334,6 +343,7 @@ int server_start(server_t *srv, uv_loop_t *loop, const server_config_t *cfg) {
   if (rc != 0)
     return rc;
   srv->port = srv->listener.port;
+  xfer_init(srv);
   uv_timer_init(loop, &srv->reaper);
   srv->reaper.data = srv;
   uv_timer_init(loop, &srv->grace);
@@ -359,7 +369,10 @@ void server_stop(server_t *srv) {
   uv_close((uv_handle_t *)&srv->sigint, NULL);
   uv_close((uv_handle_t *)&srv->sigterm, NULL);
   uv_close((uv_handle_t *)&srv->reaper, NULL);
+  for (c = srv->doomed; c != NULL; c = c->next_doomed)
+    c->listed_doomed = 0; /* everyone is closed below anyway */
   srv->doomed = NULL;
+  xfer_stop(srv);
   bye = chat_format_notice("server shutting down");
   for (c = srv->clients; c != NULL; c = next) {
     next = c->next;

@@ -20,6 +20,7 @@ typedef struct {
 } server_config_t;
 
 typedef struct client_s client_t;
+typedef struct pending_s pending_t;
 
 typedef struct server_s {
   /* read-only */
@@ -35,9 +36,49 @@ typedef struct server_s {
   uv_timer_t grace;        /* bounds the graceful shutdown */
   client_t *doomed;        /* clients to close at the next reaper run */
   client_t *clients;       /* every open connection (list head) */
+  pending_t *pending;      /* file requests awaiting the owner, oldest first */
+  pending_t *pending_tail;
+  uv_timer_t xfer_timer;   /* expires the oldest pending request */
   uint64_t next_id;
   int stopping;
 } server_t;
+
+#define PEER_NAME_MAX 64
+
+/* One connection. Private to src/server/. */
+struct client_s {
+  chat_stream_t stream; /* first member: the stream is the client */
+  hub_member_t member;  /* hub membership, valid once registered */
+  server_t *srv;
+  client_t *next, *prev; /* server's list of open connections */
+  client_t *next_doomed; /* server's list of clients to close */
+  uint64_t id;           /* connection number, for logs */
+  const char *doom_reason;
+  int file_port;         /* announced with FILEPORT; -1 = never */
+  unsigned pending_gets; /* its GETs awaiting an owner's answer */
+  char peer[PEER_NAME_MAX]; /* "address:port", for logs */
+  char ip[48];              /* bare address, where its files are fetched */
+  char name[CHAT_NAME_MAX + 1];
+  unsigned registered : 1;
+  unsigned doomed : 1;
+  unsigned listed_doomed : 1; /* on srv->doomed, awaiting the reaper */
+  unsigned closing : 1;
+};
+
+/* Queues b for c (the caller keeps its reference); a failure dooms c. */
+void client_send(client_t *c, chat_buf_t *b);
+
+/* Sends a buffer made for c alone and drops the caller's reference. */
+void client_send_own(client_t *c, chat_buf_t *b);
+
+/* xfer.c: arranging file transfers between clients. */
+void xfer_init(server_t *srv);
+/* Handles a control line from a registered client: 0 when done,
+ * CHAT_EPROTO when malformed, 1 when the verb is not a transfer verb. */
+int xfer_control(client_t *c, const chat_line_t *cmd);
+/* c is leaving: fail or drop every pending request it is part of. */
+void xfer_forget(client_t *c);
+void xfer_stop(server_t *srv);
 
 /* Fills cfg with the defaults. */
 void server_config_init(server_config_t *cfg);

@@ -1,0 +1,653 @@
+/* The requester side of file transfers.
+ *
+ * `f` creates a hidden temporary file in the download directory, then asks
+ * the server (GET). On GET-OK we connect to the owner, present the token,
+ * read "OK <size>", and switch the connection to raw bytes: file bytes go
+ * through a pair of buffers into uv_fs_write (reading pauses while a full
+ * buffer waits for the disk), the SHA-256 is computed as they arrive, and
+ * the 32-byte trailer is compared at the end. Only a verified file is
+ * fsync'ed and renamed to its real name; every failure closes and unlinks
+ * the temporary file.
+ *
+ * Invariants: one fs request in flight per fetch; a fetch is freed when its
+ * stream is closed and its fs work (write, close, unlink or rename) is done.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client.h"
+#include "sha256.h"
+
+#define FETCH_BUF (CLIENT_CHUNK + CHAT_STREAM_READ_MAX) /* a chunk + a read */
+
+enum {
+  ST_OPENING,    /* creating the temporary file */
+  ST_ASKED,      /* GET sent, waiting for the server */
+  ST_CONNECTING, /* connecting to the owner */
+  ST_HEADER,     /* waiting for "OK <size>" */
+  ST_DATA,       /* receiving bytes */
+  ST_FINISHING,  /* fsync, close, rename */
+  ST_FAILED,     /* cleaning up after a failure */
+  ST_DONE
+};
+
+struct fetch_s {
+  chat_stream_t stream; /* first member: the connection to the owner */
+  fetch_t *next, *prev;
+  client_t *c;
+  uv_fs_t req;      /* the one fs request in flight, if busy */
+  uv_file fd;       /* the temporary file, or -1 */
+  unsigned id;      /* our number for GET */
+  int state;
+  int refs;         /* 1 for the fetch itself, 1 while the stream is open */
+  unsigned busy : 1;     /* req is in flight */
+  unsigned stopped : 1;  /* reading paused for the disk */
+  unsigned quiet : 1;    /* failing because we exit: print nothing */
+  uint64_t size, got;    /* announced size, file bytes received */
+  uint64_t written;      /* bytes written to the temporary file */
+  uint64_t deadline;     /* uv_now() by which something must happen */
+  sha256_t *sha;
+  char *rbuf, *wbuf;     /* filling, and being written */
+  size_t rlen, wlen, woff;
+  unsigned char trailer[CHAT_DIGEST_BYTES];
+  size_t trailer_got;
+  char token[CHAT_TOKEN_LEN + 1];
+  char *tmp;   /* temporary path, once created */
+  char *dest;  /* final path */
+  char owner[CHAT_NAME_MAX + 1];
+  char file[]; /* the name asked for */
+};
+
+#define LIST_ADD(head, x)                                                    \
+  do {                                                                       \
+    (x)->prev = NULL;                                                        \
+    (x)->next = (head);                                                      \
+    if ((head) != NULL)                                                      \
+      (head)->prev = (x);                                                    \
+    (head) = (x);                                                            \
+  } while (0)
+
+#define LIST_DEL(head, x)                                                    \
+  do {                                                                       \
+    if ((x)->prev != NULL)                                                   \
+      (x)->prev->next = (x)->next;                                           \
+    else                                                                     \
+      (head) = (x)->next;                                                    \
+    if ((x)->next != NULL)                                                   \
+      (x)->next->prev = (x)->prev;                                           \
+  } while (0)
+
+static void cleanup_step(fetch_t *f);
+static void pump(fetch_t *f);
+
+static void release(fetch_t *f) {
+  client_t *c = f->c;
+
+  if (--f->refs > 0)
+    return;
+  LIST_DEL(c->fetches, f);
+  c->nfetches--;
+  if (f->sha != NULL)
+    sha256_free(f->sha);
+  free(f->rbuf);
+  free(f->wbuf);
+  free(f->tmp);
+  free(f->dest);
+  free(f);
+}
+
+static void stall_reset(fetch_t *f) {
+  f->deadline = uv_now(f->c->loop) + f->c->cfg.stall_s * 1000ull;
+}
+
+static void print_outcome(fetch_t *f, const char *reason) {
+  char name[CHAT_SANITIZE_MAX(CHAT_FILENAME_MAX)];
+  char owner[CHAT_SANITIZE_MAX(CHAT_NAME_MAX)];
+
+  /* Both were typed by the user and may be anything. */
+  chat_sanitize(f->file, strlen(f->file), name, sizeof(name));
+  chat_sanitize(f->owner, strlen(f->owner), owner, sizeof(owner));
+  if (reason == NULL)
+    client_printf(f->c,
+                  "received %s (%llu bytes) from %s, SHA-256 verified", name,
+                  (unsigned long long)f->size, owner);
+  else
+    client_printf(f->c, "file transfer of %s from %s failed: %s", name,
+                  owner, reason);
+}
+
+static void on_stream_closed(chat_stream_t *st) { release((fetch_t *)st); }
+
+static void close_stream(fetch_t *f) {
+  if (f->state >= ST_CONNECTING && !chat_stream_is_closing(&f->stream))
+    chat_stream_close(&f->stream, on_stream_closed);
+}
+
+/* Fails the transfer: says why, then removes every trace of it. */
+static void fetch_fail(fetch_t *f, const char *reason) {
+  if (f->state == ST_FAILED || f->state == ST_DONE)
+    return;
+  if (!f->quiet)
+    print_outcome(f, reason);
+  close_stream(f);
+  f->state = ST_FAILED;
+  if (!f->busy)
+    cleanup_step(f);
+}
+
+/* ---- cleanup after failure: close, unlink, release ---------------------- */
+
+static void on_cleanup_done(uv_fs_t *req) {
+  fetch_t *f = req->data;
+
+  uv_fs_req_cleanup(req);
+  f->busy = 0;
+  cleanup_step(f);
+}
+
+static void cleanup_step(fetch_t *f) {
+  uv_loop_t *loop = f->c->loop;
+
+  f->req.data = f;
+  if (f->fd >= 0) {
+    uv_file fd = f->fd;
+    f->fd = -1;
+    if (uv_fs_close(loop, &f->req, fd, on_cleanup_done) == 0) {
+      f->busy = 1;
+      return;
+    }
+  }
+  if (f->tmp != NULL) {
+    char *tmp = f->tmp;
+    int rc;
+    f->tmp = NULL;
+    rc = uv_fs_unlink(loop, &f->req, tmp, on_cleanup_done);
+    free(tmp); /* libuv keeps its own copy of the path */
+    if (rc == 0) {
+      f->busy = 1;
+      return;
+    }
+  }
+  release(f);
+}
+
+/* ---- success: fsync, close, rename -------------------------------------- */
+
+static void on_renamed(uv_fs_t *req) {
+  fetch_t *f = req->data;
+  int rc = (int)req->result;
+
+  uv_fs_req_cleanup(req);
+  f->busy = 0;
+  if (rc < 0) {
+    f->state = ST_FINISHING; /* let fetch_fail report and clean up */
+    fetch_fail(f, chat_strerror(rc));
+    return;
+  }
+  free(f->tmp);
+  f->tmp = NULL;
+  f->state = ST_DONE;
+  print_outcome(f, NULL);
+  release(f);
+}
+
+static void on_final_close(uv_fs_t *req) {
+  fetch_t *f = req->data;
+  int rc = (int)req->result;
+
+  uv_fs_req_cleanup(req);
+  f->busy = 0;
+  if (f->state == ST_FAILED) {
+    cleanup_step(f);
+  } else if (rc < 0) {
+    fetch_fail(f, chat_strerror(rc));
+  } else if (uv_fs_rename(f->c->loop, &f->req, f->tmp, f->dest,
+                          on_renamed) == 0) {
+    f->busy = 1;
+  } else {
+    fetch_fail(f, "cannot rename the temporary file");
+  }
+}
+
+static void on_chmoded(uv_fs_t *req) {
+  fetch_t *f = req->data;
+  uv_file fd = f->fd;
+
+  /* A failed chmod leaves the file private (0600): not worth failing. */
+  uv_fs_req_cleanup(req);
+  f->busy = 0;
+  if (f->state == ST_FAILED) {
+    cleanup_step(f);
+    return;
+  }
+  f->fd = -1;
+  if (uv_fs_close(f->c->loop, &f->req, fd, on_final_close) == 0)
+    f->busy = 1;
+  else
+    fetch_fail(f, "cannot close the temporary file");
+}
+
+static void on_fsynced(uv_fs_t *req) {
+  fetch_t *f = req->data;
+  int rc = (int)req->result;
+
+  uv_fs_req_cleanup(req);
+  f->busy = 0;
+  if (f->state == ST_FAILED) {
+    cleanup_step(f);
+    return;
+  }
+  if (rc < 0) {
+    fetch_fail(f, chat_strerror(rc));
+    return;
+  }
+  /* mkstemp made it 0600 while in flight; a finished file gets the usual
+   * permissions. */
+  if (uv_fs_fchmod(f->c->loop, &f->req, f->fd, 0644, on_chmoded) == 0)
+    f->busy = 1;
+  else
+    fetch_fail(f, "cannot set the file's permissions");
+}
+
+/* Every byte is on disk and the trailer is in: verify, then commit. */
+static void finish(fetch_t *f) {
+  unsigned char digest[SHA256_BYTES];
+
+  sha256_final(f->sha, digest);
+  close_stream(f);
+  if (memcmp(digest, f->trailer, sizeof(digest)) != 0) {
+    fetch_fail(f, "digest mismatch: the file arrived corrupted");
+    return;
+  }
+  f->state = ST_FINISHING;
+  f->req.data = f;
+  /* fsync before rename: a crash must not leave a short file under the
+   * final name. */
+  if (uv_fs_fsync(f->c->loop, &f->req, f->fd, on_fsynced) == 0)
+    f->busy = 1;
+  else
+    fetch_fail(f, "cannot sync the file");
+}
+
+/* ---- receiving ----------------------------------------------------------- */
+
+static void on_fetch_data(chat_stream_t *st, const char *data, size_t len);
+static void on_fetch_line(chat_stream_t *st, const char *line, size_t len);
+static void on_fetch_event(chat_stream_t *st, int status);
+
+static void on_written(uv_fs_t *req) {
+  fetch_t *f = req->data;
+  ssize_t n = req->result;
+
+  uv_fs_req_cleanup(req);
+  f->busy = 0;
+  if (f->state == ST_FAILED) {
+    cleanup_step(f);
+    return;
+  }
+  if (n < 0) {
+    char why[128];
+    snprintf(why, sizeof(why), "cannot write the file: %s",
+             chat_strerror((int)n));
+    fetch_fail(f, why);
+    return;
+  }
+  f->written += (uint64_t)n;
+  f->woff += (size_t)n;
+  if (f->woff == f->wlen)
+    f->woff = f->wlen = 0;
+  pump(f);
+}
+
+/* Starts the next disk write, pauses or resumes reading, finishes. */
+static void pump(fetch_t *f) {
+  char *t;
+  uv_buf_t b;
+
+  if (f->state != ST_DATA)
+    return;
+  if (!f->busy && f->wlen == 0 && f->rlen > 0) {
+    t = f->wbuf;
+    f->wbuf = f->rbuf;
+    f->rbuf = t;
+    f->wlen = f->rlen;
+    f->rlen = 0;
+  }
+  if (!f->busy && f->wlen > 0) {
+    b = uv_buf_init(f->wbuf + f->woff, (unsigned)(f->wlen - f->woff));
+    f->req.data = f;
+    if (uv_fs_write(f->c->loop, &f->req, f->fd, &b, 1, (int64_t)f->written,
+                    on_written) != 0) {
+      fetch_fail(f, "cannot write the file");
+      return;
+    }
+    f->busy = 1;
+  }
+  /* rbuf has room for CLIENT_CHUNK plus one read: stop taking bytes while
+   * the disk is behind, resume once it caught up. */
+  if (f->rlen >= CLIENT_CHUNK && !f->stopped) {
+    f->stopped = 1;
+    chat_stream_read_stop(&f->stream);
+  } else if (f->rlen < CLIENT_CHUNK && f->stopped) {
+    f->stopped = 0;
+    chat_stream_read_start(&f->stream, on_fetch_line, on_fetch_event);
+  }
+  if (!f->busy && f->got == f->size &&
+      f->trailer_got == CHAT_DIGEST_BYTES)
+    finish(f);
+}
+
+static void on_fetch_data(chat_stream_t *st, const char *data, size_t len) {
+  fetch_t *f = (fetch_t *)st;
+  uint64_t want = f->size - f->got;
+  size_t take = len < want ? len : (size_t)want;
+  size_t t;
+
+  if (f->state != ST_DATA)
+    return;
+  stall_reset(f);
+  if (take > FETCH_BUF - f->rlen) {
+    fetch_fail(f, "internal error: receive buffer overrun"); /* never */
+    return;
+  }
+  if (take > 0) {
+    memcpy(f->rbuf + f->rlen, data, take);
+    f->rlen += take;
+    f->got += take;
+    sha256_update(f->sha, data, take);
+    data += take;
+    len -= take;
+  }
+  t = CHAT_DIGEST_BYTES - f->trailer_got;
+  t = len < t ? len : t;
+  memcpy(f->trailer + f->trailer_got, data, t);
+  f->trailer_got += t;
+  if (len > t) {
+    fetch_fail(f, "protocol error: bytes after the end of the file");
+    return;
+  }
+  pump(f);
+}
+
+static void on_fetch_line(chat_stream_t *st, const char *line, size_t len) {
+  fetch_t *f = (fetch_t *)st;
+  const char *code, *text;
+  size_t code_len, text_len;
+  char why[160];
+  int rc;
+
+  if (f->state != ST_HEADER)
+    return;
+  rc = chat_xfer_parse_reply(line, len, &f->size, &code, &code_len, &text,
+                             &text_len);
+  if (rc == CHAT_EREFUSED) {
+    snprintf(why, sizeof(why), "refused by the owner (%.*s)",
+             (int)(code_len < 32 ? code_len : 32), code);
+    fetch_fail(f, why);
+    return;
+  }
+  if (rc != 0) {
+    fetch_fail(f, "protocol error: bad answer from the owner");
+    return;
+  }
+  f->rbuf = malloc(FETCH_BUF);
+  f->wbuf = malloc(FETCH_BUF);
+  f->sha = sha256_new();
+  if (f->rbuf == NULL || f->wbuf == NULL || f->sha == NULL) {
+    fetch_fail(f, "out of memory");
+    return;
+  }
+  f->state = ST_DATA;
+  stall_reset(f);
+  chat_stream_read_raw(&f->stream, on_fetch_data);
+  pump(f); /* a 0-byte file may be complete already */
+}
+
+static void on_fetch_event(chat_stream_t *st, int status) {
+  fetch_t *f = (fetch_t *)st;
+  char why[160];
+
+  if (status == CHAT_ELINE) {
+    fetch_fail(f, "protocol error: header line too long");
+    return;
+  }
+  if (f->state == ST_DATA && f->got == f->size &&
+      f->trailer_got == CHAT_DIGEST_BYTES)
+    return; /* complete; the disk may still be catching up */
+  snprintf(why, sizeof(why),
+           "connection to the owner lost after %llu of %llu bytes (%s)",
+           (unsigned long long)f->got, (unsigned long long)f->size,
+           status == UV_EOF ? "closed" : chat_strerror(status));
+  fetch_fail(f, f->state == ST_DATA ? why
+                                    : "connection to the owner lost (refused)");
+}
+
+static void on_owner_connected(chat_stream_t *st, int status) {
+  fetch_t *f = (fetch_t *)st;
+  char why[128];
+  int n;
+
+  if (status != 0) {
+    if (status == UV_ECANCELED)
+      return; /* we closed it; the close callback follows */
+    f->refs--; /* the connector closed the stream: no callback comes */
+    snprintf(why, sizeof(why), "connection to the owner failed: %s",
+             chat_strerror(status));
+    fetch_fail(f, why);
+    return;
+  }
+  if (f->state != ST_CONNECTING) {
+    close_stream(f);
+    return;
+  }
+  f->state = ST_HEADER;
+  stall_reset(f);
+  n = snprintf(why, sizeof(why), "%s %d %s\n", CHAT_XFER_MAGIC,
+               CHAT_XFER_VERSION, f->token);
+  chat_stream_write_copy(&f->stream, why, (size_t)n);
+  chat_stream_read_start(&f->stream, on_fetch_line, on_fetch_event);
+}
+
+/* ---- the server's answer ------------------------------------------------- */
+
+static fetch_t *find_fetch(client_t *c, const char *id, size_t len) {
+  uint64_t v;
+
+  if (chat_parse_u64(id, len, 9, &v) != 0)
+    return NULL;
+  for (fetch_t *f = c->fetches; f != NULL; f = f->next)
+    if (f->id == v && f->state == ST_ASKED)
+      return f;
+  return NULL;
+}
+
+static const char *reason_for(const char *code, size_t len) {
+  static const struct {
+    const char *code, *reason;
+  } map[] = {
+      {"no-such-user", "no such user"},
+      {"self", "you cannot request a file from yourself"},
+      {"no-file-port", "the owner does not serve files"},
+      {"bad-name", "invalid file name"},
+      {"no-such-file", "no such file"},
+      {"not-a-file", "not a regular file in the owner's shared folder"},
+      {"unreadable", "the file is unreadable"},
+      {"busy", "refused: the owner is busy"},
+      {"timeout", "timed out: the owner did not answer"},
+      {"owner-left", "the owner left"},
+  };
+
+  for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+    if (strlen(map[i].code) == len && memcmp(map[i].code, code, len) == 0)
+      return map[i].reason;
+  return "refused";
+}
+
+static void start_connect(fetch_t *f, const char *host, uint64_t port,
+                          const char *token) {
+  int rc;
+
+  f->state = ST_CONNECTING;
+  stall_reset(f);
+  memcpy(f->token, token, CHAT_TOKEN_LEN + 1);
+  f->stream.data = NULL;
+  rc = chat_connect(f->c->loop, &f->stream, host, (int)port,
+                    CHAT_XFER_HEADER_MAX, on_owner_connected);
+  if (rc != 0) {
+    char why[128];
+    snprintf(why, sizeof(why), "connection to the owner failed: %s",
+             chat_strerror(rc));
+    f->state = ST_ASKED; /* no stream to close */
+    fetch_fail(f, why);
+    return;
+  }
+  f->refs++; /* the stream, until its close (or failed connect) */
+}
+
+void fetch_on_reply(client_t *c, const chat_line_t *l) {
+  const char *a[4];
+  size_t al[4];
+  char host[64], token[CHAT_TOKEN_LEN + 1];
+  uint64_t port;
+  fetch_t *f;
+
+  if (l->word_len == 6 && memcmp(l->word, "GET-OK", 6) == 0) {
+    if (chat_args_split(l->text, l->text_len, 4, 0, a, al) != 4 ||
+        (f = find_fetch(c, a[0], al[0])) == NULL)
+      return;
+    if (al[1] >= sizeof(host) || chat_parse_u64(a[2], al[2], 5, &port) != 0 ||
+        port == 0 || port > 65535 || chat_token_check(a[3], al[3]) != 0) {
+      fetch_fail(f, "protocol error: bad answer from the server");
+      return;
+    }
+    memcpy(host, a[1], al[1]);
+    host[al[1]] = '\0';
+    memcpy(token, a[3], al[3]);
+    token[al[3]] = '\0';
+    start_connect(f, host, port, token);
+  } else if (l->word_len == 8 && memcmp(l->word, "GET-FAIL", 8) == 0) {
+    if (chat_args_split(l->text, l->text_len, 3, 1, a, al) < 2 ||
+        (f = find_fetch(c, a[0], al[0])) == NULL)
+      return;
+    fetch_fail(f, reason_for(a[1], al[1]));
+  }
+}
+
+/* ---- starting ------------------------------------------------------------ */
+
+static void on_temp_created(uv_fs_t *req) {
+  fetch_t *f = req->data;
+  int rc = (int)req->result;
+  char line[CHAT_NAME_MAX + CHAT_FILENAME_MAX + 32];
+  int n;
+
+  if (rc >= 0) {
+    f->fd = rc;
+    f->tmp = strdup(req->path);
+  }
+  uv_fs_req_cleanup(req);
+  f->busy = 0;
+  if (f->state == ST_FAILED) {
+    cleanup_step(f);
+    return;
+  }
+  if (rc < 0 || f->tmp == NULL) {
+    char why[160];
+    snprintf(why, sizeof(why),
+             "cannot create a file in the download folder: %s",
+             chat_strerror(rc < 0 ? rc : UV_ENOMEM));
+    fetch_fail(f, why);
+    return;
+  }
+  f->state = ST_ASKED;
+  stall_reset(f);
+  n = snprintf(line, sizeof(line), "%cGET %u %s %s", CHAT_CONTROL_CHAR, f->id,
+               f->owner, f->file);
+  client_send_line(f->c, line, (size_t)n);
+}
+
+/* Local checks, so a bad request fails at once without a round trip. */
+static const char *precheck(client_t *c, const char *owner, size_t owner_len,
+                            const char *file, size_t file_len) {
+  if (chat_filename_check(file, file_len) != 0)
+    return "invalid file name";
+  if (chat_name_check(owner, owner_len) != 0)
+    return "no such user";
+  if (chat_name_equal(owner, owner_len, c->name, strlen(c->name)))
+    return "you cannot request a file from yourself";
+  if (c->nfetches >= c->cfg.max_transfers)
+    return "too many transfers in progress; try again later";
+  return NULL;
+}
+
+void fetch_request(client_t *c, const char *owner, size_t owner_len,
+                   const char *file, size_t file_len) {
+  const char *why = precheck(c, owner, owner_len, file, file_len);
+  size_t dlen = strlen(c->cfg.downloads);
+  char *tmpl;
+  fetch_t *f;
+
+  f = calloc(1, sizeof(*f) + file_len + 1);
+  if (f == NULL)
+    return;
+  f->c = c;
+  f->fd = -1;
+  f->refs = 1;
+  f->state = ST_OPENING;
+  memcpy(f->file, file, file_len);
+  snprintf(f->owner, sizeof(f->owner), "%.*s",
+           (int)(owner_len < CHAT_NAME_MAX ? owner_len : CHAT_NAME_MAX),
+           owner);
+  LIST_ADD(c->fetches, f);
+  c->nfetches++;
+  if (why != NULL) {
+    fetch_fail(f, why);
+    return;
+  }
+  f->id = c->next_fetch_id = c->next_fetch_id % 999999999u + 1;
+  f->dest = malloc(dlen + file_len + 2);
+  tmpl = malloc(dlen + file_len + 16);
+  if (f->dest == NULL || tmpl == NULL) {
+    free(tmpl);
+    fetch_fail(f, "out of memory");
+    return;
+  }
+  sprintf(f->dest, "%s/%s", c->cfg.downloads, f->file);
+  sprintf(tmpl, "%s/.%s.part-XXXXXX", c->cfg.downloads, f->file);
+  f->req.data = f;
+  stall_reset(f);
+  if (uv_fs_mkstemp(c->loop, &f->req, tmpl, on_temp_created) == 0)
+    f->busy = 1;
+  else
+    fetch_fail(f, "cannot create a file in the download folder");
+  free(tmpl);
+}
+
+/* ---- ticks and exit ------------------------------------------------------ */
+
+void fetch_tick(client_t *c, uint64_t now) {
+  fetch_t *f, *next;
+  char why[96];
+
+  for (f = c->fetches; f != NULL; f = next) {
+    next = f->next;
+    if (f->state >= ST_FINISHING || now <= f->deadline)
+      continue;
+    snprintf(why, sizeof(why), "stalled: nothing moved for %u seconds",
+             c->cfg.stall_s);
+    fetch_fail(f, f->state == ST_CONNECTING
+                      ? "connection to the owner timed out"
+                      : why);
+  }
+}
+
+void fetch_stop(client_t *c) {
+  fetch_t *f, *next;
+
+  for (f = c->fetches; f != NULL; f = next) {
+    next = f->next;
+    f->quiet = 1;
+    fetch_fail(f, NULL);
+  }
+}

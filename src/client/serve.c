@@ -1,0 +1,548 @@
+/* The owner side of file transfers.
+ *
+ * The server sends SERVE <token> <requester> <file>. We resolve the name
+ * inside the shared directory, open it, check it is a regular file, keep it
+ * open under the token (an *offer*) and answer SERVE-OK, or SERVE-FAIL with
+ * the reason. A requester then connects to our -l port and presents the
+ * token; the offer becomes a *sender*, which streams the file in
+ * CLIENT_CHUNK reads, each read issued when the previous write has drained,
+ * and ends with the SHA-256 of what it sent.
+ *
+ * Invariants: an offer or sender is freed only when no fs request and no
+ * stream of its own is in flight; a token is honoured once, and only
+ * within CLIENT_OFFER_TTL_MS.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "client.h"
+#include "sha256.h"
+
+struct offer_s {
+  offer_t *next, *prev; /* c->offers, while listed */
+  client_t *c;
+  uv_fs_t req;        /* the fs request in flight, if busy */
+  uv_file fd;         /* the open file, or -1 */
+  uint64_t size;      /* bytes to send */
+  uint64_t expires;   /* uv_now() after which the token is void */
+  unsigned listed : 1;
+  unsigned busy : 1;  /* req is in flight */
+  unsigned dead : 1;  /* to be freed once req completes */
+  unsigned ready : 1; /* SERVE-OK sent */
+  char token[CHAT_TOKEN_LEN + 1];
+  char requester[CHAT_NAME_MAX + 1];
+  char file[]; /* the name asked for */
+};
+
+struct sender_s {
+  chat_stream_t stream; /* first member: the connection from the requester */
+  sender_t *next, *prev;
+  client_t *c;
+  offer_t *offer;   /* the offer its token claimed, or NULL */
+  uv_fs_t req;      /* the read in flight */
+  chat_buf_t *chunk;
+  sha256_t *sha;
+  uint64_t offset;  /* bytes read from the file so far */
+  uint64_t deadline; /* uv_now() by which something must happen */
+  int refs;         /* the stream, plus a read in flight */
+  unsigned done : 1;
+};
+
+#define LIST_ADD(head, x)                                                    \
+  do {                                                                       \
+    (x)->prev = NULL;                                                        \
+    (x)->next = (head);                                                      \
+    if ((head) != NULL)                                                      \
+      (head)->prev = (x);                                                    \
+    (head) = (x);                                                            \
+  } while (0)
+
+#define LIST_DEL(head, x)                                                    \
+  do {                                                                       \
+    if ((x)->prev != NULL)                                                   \
+      (x)->prev->next = (x)->next;                                           \
+    else                                                                     \
+      (head) = (x)->next;                                                    \
+    if ((x)->next != NULL)                                                   \
+      (x)->next->prev = (x)->prev;                                           \
+    (x)->next = (x)->prev = NULL;                                            \
+  } while (0)
+
+static void offer_destroy(offer_t *o);
+
+/* ---- offers ------------------------------------------------------------- */
+
+static void serve_fail(client_t *c, const char *token, const char *code,
+                       const char *text) {
+  char line[256];
+  int n = snprintf(line, sizeof(line), "%cSERVE-FAIL %s %s %s",
+                   CHAT_CONTROL_CHAR, token, code, text);
+
+  client_send_line(c, line, (size_t)n);
+}
+
+static void offer_fail(offer_t *o, const char *code, const char *text) {
+  serve_fail(o->c, o->token, code, text);
+  offer_destroy(o);
+}
+
+/* Maps a libuv error on opening a shared file to a SERVE-FAIL code. */
+static void offer_fail_err(offer_t *o, int err) {
+  if (err == UV_ENOENT || err == UV_ENOTDIR)
+    offer_fail(o, "no-such-file", "the owner has no such file");
+  else if (err == UV_ELOOP || err == UV_EISDIR)
+    offer_fail(o, "not-a-file", "that is not a regular file");
+  else
+    offer_fail(o, "unreadable", chat_strerror(err));
+}
+
+static void on_offer_closed(uv_fs_t *req) {
+  offer_t *o = req->data;
+
+  uv_fs_req_cleanup(req);
+  free(o);
+}
+
+/* Forgets the offer: off the list, file closed, memory freed, each as soon
+ * as nothing is in flight. */
+static void offer_destroy(offer_t *o) {
+  client_t *c = o->c;
+
+  if (o->listed) {
+    LIST_DEL(c->offers, o);
+    o->listed = 0;
+    c->noffers--;
+  }
+  o->dead = 1;
+  if (o->busy)
+    return; /* the callback in flight comes back here */
+  if (o->fd >= 0) {
+    uv_file fd = o->fd;
+    o->fd = -1;
+    o->busy = 1;
+    if (uv_fs_close(c->loop, &o->req, fd, on_offer_closed) == 0)
+      return;
+    o->busy = 0;
+  }
+  free(o);
+}
+
+/* Ends the callback of an offer's fs request; 0 when the offer lives on. */
+static int offer_req_done(offer_t *o) {
+  uv_fs_req_cleanup(&o->req);
+  o->busy = 0;
+  if (o->dead) {
+    offer_destroy(o);
+    return -1;
+  }
+  return 0;
+}
+
+static void on_offer_stat(uv_fs_t *req) {
+  offer_t *o = req->data;
+  int rc = (int)req->result;
+  uint64_t mode = req->statbuf.st_mode, size = req->statbuf.st_size;
+
+  if (offer_req_done(o) != 0)
+    return;
+  if (rc < 0) {
+    offer_fail_err(o, rc);
+    return;
+  }
+  if ((mode & S_IFMT) != S_IFREG) {
+    offer_fail(o, "not-a-file", "that is not a regular file");
+    return;
+  }
+  o->size = size;
+  o->ready = 1;
+  o->expires = uv_now(o->c->loop) + CLIENT_OFFER_TTL_MS;
+  {
+    char line[64];
+    int n = snprintf(line, sizeof(line), "%cSERVE-OK %s", CHAT_CONTROL_CHAR,
+                     o->token);
+    client_send_line(o->c, line, (size_t)n);
+  }
+}
+
+static void on_offer_open(uv_fs_t *req) {
+  offer_t *o = req->data;
+  int rc = (int)req->result;
+
+  if (rc >= 0)
+    o->fd = rc; /* recorded first, so a dead offer still closes it */
+  if (offer_req_done(o) != 0)
+    return;
+  if (rc < 0) {
+    offer_fail_err(o, rc);
+    return;
+  }
+  o->busy = 1;
+  rc = uv_fs_fstat(o->c->loop, &o->req, o->fd, on_offer_stat);
+  if (rc != 0) {
+    o->busy = 0;
+    offer_fail_err(o, rc);
+  }
+}
+
+/* The resolved path must name an entry directly inside the share. */
+static int inside_share(const char *share, const char *path) {
+  size_t n = strlen(share);
+
+  if (n == 1)
+    n = 0; /* the share is "/" */
+  return strncmp(path, share, n) == 0 && path[n] == '/' && path[n + 1] != '\0' &&
+         strchr(path + n + 1, '/') == NULL;
+}
+
+static void on_offer_realpath(uv_fs_t *req) {
+  offer_t *o = req->data;
+  int rc = (int)req->result;
+  char *path = NULL;
+
+  if (rc == 0 && req->ptr != NULL)
+    path = strdup(req->ptr);
+  if (offer_req_done(o) != 0) {
+    free(path);
+    return;
+  }
+  if (rc < 0 || path == NULL) {
+    offer_fail_err(o, rc < 0 ? rc : UV_ENOMEM);
+    return;
+  }
+  if (!inside_share(o->c->share_real, path)) {
+    free(path);
+    offer_fail(o, "not-a-file", "that file leads outside the shared folder");
+    return;
+  }
+  /* O_NOFOLLOW: the resolved path holds no link, so none may appear now;
+   * O_NONBLOCK: a FIFO must not hang the open. */
+  o->busy = 1;
+  rc = uv_fs_open(o->c->loop, &o->req, path,
+                  UV_FS_O_RDONLY | UV_FS_O_NOFOLLOW | UV_FS_O_NONBLOCK, 0,
+                  on_offer_open);
+  free(path);
+  if (rc != 0) {
+    o->busy = 0;
+    offer_fail_err(o, rc);
+  }
+}
+
+void serve_on_serve(client_t *c, const char *args, size_t len) {
+  const char *f[3];
+  size_t fl[3];
+  char token[CHAT_TOKEN_LEN + 1], *path;
+  offer_t *o;
+  int rc;
+
+  if (chat_args_split(args, len, 3, 1, f, fl) != 3 ||
+      chat_token_check(f[0], fl[0]) != 0 || chat_name_check(f[1], fl[1]) != 0)
+    return; /* not from a server we understand: ignore */
+  memcpy(token, f[0], fl[0]);
+  token[fl[0]] = '\0';
+  if (c->exiting || !c->serving) {
+    serve_fail(c, token, "no-file-port", "the owner does not serve files");
+    return;
+  }
+  if (chat_filename_check(f[2], fl[2]) != 0) {
+    serve_fail(c, token, "bad-name", "that file name is not allowed");
+    return;
+  }
+  if (c->noffers + c->nsenders >= c->cfg.max_transfers) {
+    serve_fail(c, token, "busy", "the owner has too many transfers");
+    return;
+  }
+  o = calloc(1, sizeof(*o) + fl[2] + 1);
+  path = malloc(strlen(c->share_real) + fl[2] + 2);
+  if (o == NULL || path == NULL) {
+    free(o);
+    free(path);
+    serve_fail(c, token, "busy", "the owner is out of memory");
+    return;
+  }
+  o->c = c;
+  o->fd = -1;
+  o->req.data = o;
+  memcpy(o->token, token, sizeof(token));
+  memcpy(o->requester, f[1], fl[1]);
+  memcpy(o->file, f[2], fl[2]);
+  sprintf(path, "%s/%s", c->share_real, o->file);
+  LIST_ADD(c->offers, o);
+  o->listed = 1;
+  c->noffers++;
+  o->busy = 1;
+  rc = uv_fs_realpath(c->loop, &o->req, path, on_offer_realpath);
+  free(path);
+  if (rc != 0) {
+    o->busy = 0;
+    offer_fail_err(o, rc);
+  }
+}
+
+/* ---- senders ------------------------------------------------------------- */
+
+static void sender_release(sender_t *s) {
+  client_t *c = s->c;
+
+  if (--s->refs > 0)
+    return;
+  LIST_DEL(c->senders, s);
+  c->nsenders--;
+  if (s->offer != NULL)
+    offer_destroy(s->offer);
+  if (s->sha != NULL)
+    sha256_free(s->sha);
+  chat_buf_unref(s->chunk);
+  free(s);
+}
+
+static void on_sender_closed(chat_stream_t *st) {
+  sender_release((sender_t *)st);
+}
+
+/* Stops the transfer; reason NULL means quietly (we are exiting). */
+static void sender_abort(sender_t *s, const char *reason) {
+  char name[CHAT_SANITIZE_MAX(CHAT_FILENAME_MAX)];
+
+  if (s->done)
+    return;
+  s->done = 1;
+  if (reason != NULL && s->offer != NULL) {
+    chat_sanitize(s->offer->file, strlen(s->offer->file), name, sizeof(name));
+    client_printf(s->c, "sending %s to %s failed: %s", name,
+                  s->offer->requester, reason);
+  }
+  chat_stream_close(&s->stream, on_sender_closed);
+}
+
+static void next_chunk(sender_t *s);
+
+static void on_chunk_read(uv_fs_t *req) {
+  sender_t *s = req->data;
+  ssize_t n = req->result;
+  int rc;
+
+  uv_fs_req_cleanup(req);
+  if (s->done) {
+    sender_release(s);
+    return;
+  }
+  s->refs--;
+  if (n <= 0) {
+    sender_abort(s, n < 0 ? chat_strerror((int)n) : "the file shrank");
+    return;
+  }
+  sha256_update(s->sha, s->chunk->data, (size_t)n);
+  s->offset += (uint64_t)n;
+  s->chunk->len = (size_t)n;
+  s->deadline = uv_now(s->c->loop) + s->c->cfg.stall_s * 1000ull;
+  rc = chat_stream_write(&s->stream, s->chunk);
+  if (rc != 0) {
+    sender_abort(s, chat_strerror(rc));
+    return;
+  }
+  if (s->stream.queued == 0)
+    next_chunk(s); /* the kernel took it all at once */
+}
+
+static void finish_send(sender_t *s) {
+  unsigned char digest[SHA256_BYTES];
+  char name[CHAT_SANITIZE_MAX(CHAT_FILENAME_MAX)];
+
+  sha256_final(s->sha, digest);
+  chat_stream_write_copy(&s->stream, digest, sizeof(digest));
+  s->done = 1;
+  chat_sanitize(s->offer->file, strlen(s->offer->file), name, sizeof(name));
+  client_printf(s->c, "sent %s to %s", name, s->offer->requester);
+  chat_stream_end(&s->stream, on_sender_closed);
+}
+
+/* Reads the next chunk, or finishes with the digest. */
+static void next_chunk(sender_t *s) {
+  uint64_t left = s->offer->size - s->offset;
+  size_t n = left < CLIENT_CHUNK ? (size_t)left : CLIENT_CHUNK;
+  uv_buf_t b;
+  int rc;
+
+  if (s->done)
+    return;
+  if (left == 0) {
+    finish_send(s);
+    return;
+  }
+  if (s->chunk != NULL && s->chunk->refcount > 1) {
+    chat_buf_unref(s->chunk); /* still queued somewhere: take a fresh one */
+    s->chunk = NULL;
+  }
+  if (s->chunk == NULL && (s->chunk = chat_buf_new(CLIENT_CHUNK)) == NULL) {
+    sender_abort(s, "out of memory");
+    return;
+  }
+  b = uv_buf_init(s->chunk->data, (unsigned)n);
+  s->req.data = s;
+  rc = uv_fs_read(s->c->loop, &s->req, s->offer->fd, &b, 1,
+                  (int64_t)s->offset, on_chunk_read);
+  if (rc != 0) {
+    sender_abort(s, chat_strerror(rc));
+    return;
+  }
+  s->refs++;
+}
+
+static void on_sender_drain(chat_stream_t *st) {
+  sender_t *s = (sender_t *)st;
+
+  s->deadline = uv_now(s->c->loop) + s->c->cfg.stall_s * 1000ull;
+  next_chunk(s);
+}
+
+/* Finds a ready, unexpired offer for token and takes it off the list. */
+static offer_t *claim_offer(client_t *c, const char *token) {
+  uint64_t now = uv_now(c->loop);
+
+  for (offer_t *o = c->offers; o != NULL; o = o->next) {
+    if (o->ready && now <= o->expires && chat_token_equal(o->token, token)) {
+      LIST_DEL(c->offers, o);
+      o->listed = 0;
+      c->noffers--;
+      return o;
+    }
+  }
+  return NULL;
+}
+
+static void sender_refuse(sender_t *s, const char *line) {
+  s->done = 1;
+  chat_stream_write_copy(&s->stream, line, strlen(line));
+  chat_stream_end(&s->stream, on_sender_closed);
+}
+
+static void on_sender_line(chat_stream_t *st, const char *line, size_t len) {
+  sender_t *s = (sender_t *)st;
+  char token[CHAT_TOKEN_LEN + 1], hdr[48], name[CHAT_SANITIZE_MAX(64)];
+  int n;
+
+  if (s->done || s->offer != NULL)
+    return; /* nothing is expected after the header */
+  if (chat_xfer_parse_request(line, len, token) != 0) {
+    sender_refuse(s, "ERR bad-request expected CHATFILE 1 <token>\n");
+    return;
+  }
+  s->offer = claim_offer(s->c, token);
+  if (s->offer == NULL) {
+    sender_refuse(s, "ERR bad-token unknown, expired or used token\n");
+    return;
+  }
+  s->sha = sha256_new();
+  if (s->sha == NULL) {
+    sender_abort(s, "out of memory");
+    return;
+  }
+  chat_sanitize(s->offer->file, strlen(s->offer->file) < 64 ? strlen(s->offer->file) : 64,
+                name, sizeof(name));
+  client_printf(s->c, "sending %s to %s", name, s->offer->requester);
+  n = snprintf(hdr, sizeof(hdr), "OK %llu\n",
+               (unsigned long long)s->offer->size);
+  chat_stream_write_copy(&s->stream, hdr, (size_t)n);
+  s->deadline = uv_now(s->c->loop) + s->c->cfg.stall_s * 1000ull;
+  chat_stream_set_drain_cb(&s->stream, on_sender_drain);
+  next_chunk(s);
+}
+
+static void on_sender_event(chat_stream_t *st, int status) {
+  sender_t *s = (sender_t *)st;
+
+  if (status == CHAT_ELINE) {
+    if (s->offer == NULL)
+      sender_refuse(s, "ERR bad-request header line too long\n");
+    return;
+  }
+  sender_abort(s, status == UV_EOF ? "the requester closed the connection"
+                                   : chat_strerror(status));
+}
+
+static void on_file_connection(uv_stream_t *ls, int status) {
+  client_t *c = ((chat_listener_t *)ls->data)->data;
+  sender_t *s;
+
+  if (status < 0)
+    return;
+  s = calloc(1, sizeof(*s));
+  if (s == NULL || chat_stream_init_tcp(c->loop, &s->stream,
+                                        CHAT_XFER_HEADER_MAX) != 0) {
+    free(s);
+    return;
+  }
+  s->c = c;
+  s->refs = 1;
+  LIST_ADD(c->senders, s);
+  c->nsenders++;
+  if (uv_accept(ls, chat_stream_uv(&s->stream)) != 0 || c->exiting) {
+    s->done = 1;
+    chat_stream_close(&s->stream, on_sender_closed);
+    return;
+  }
+  uv_tcp_nodelay(&s->stream.h.tcp, 1);
+  /* Unclaimed connections get a short deadline; at most max_transfers
+   * claimed ones are busy, so a flood costs little. */
+  s->deadline = uv_now(c->loop) + CLIENT_HEADER_WAIT_MS;
+  if (c->nsenders > 4 * c->cfg.max_transfers + 16) {
+    sender_refuse(s, "ERR busy too many connections\n");
+    return;
+  }
+  chat_stream_read_start(&s->stream, on_sender_line, on_sender_event);
+}
+
+/* ---- start, tick, stop --------------------------------------------------- */
+
+int serve_start(client_t *c) {
+  int rc;
+
+  if (c->cfg.file_port == 0)
+    return 0;
+  c->files.data = c;
+  rc = chat_listen(c->loop, &c->files, c->cfg.file_port, 128,
+                   on_file_connection);
+  if (rc != 0) {
+    fprintf(stderr,
+            "chat-client: cannot serve files on port %d: %s; requests for "
+            "your files will fail\n",
+            c->cfg.file_port, chat_strerror(rc));
+    return rc;
+  }
+  c->serving = 1;
+  return 0;
+}
+
+void serve_tick(client_t *c, uint64_t now) {
+  offer_t *o, *onext;
+  sender_t *s, *snext;
+
+  for (o = c->offers; o != NULL; o = onext) {
+    onext = o->next;
+    if (o->ready && now > o->expires)
+      offer_destroy(o); /* never claimed: the token lapses */
+  }
+  for (s = c->senders; s != NULL; s = snext) {
+    snext = s->next;
+    if (!s->done && now > s->deadline)
+      sender_abort(s, s->offer != NULL ? "stalled: the requester stopped reading"
+                                       : NULL);
+  }
+}
+
+void serve_stop(client_t *c) {
+  sender_t *s, *snext;
+
+  while (c->offers != NULL)
+    offer_destroy(c->offers);
+  for (s = c->senders; s != NULL; s = snext) {
+    snext = s->next;
+    sender_abort(s, NULL);
+  }
+  if (c->serving) {
+    c->serving = 0;
+    chat_listener_close(&c->files, NULL);
+  }
+}

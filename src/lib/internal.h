@@ -1,0 +1,15 @@
+/* Private interfaces between libchat's own files; never installed. */
+#ifndef CHAT_LIB_INTERNAL_H
+#define CHAT_LIB_INTERNAL_H
+
+#include "chat/chat.h"
+
+/* net.c: chat_stream_close() on a stream that is still connecting. The
+ * connect callback then runs with UV_ECANCELED, then the close callback. */
+void chat__connect_cancel(chat_stream_t *s);
+
+/* stream.c: runs the close callback of a stream whose connect was
+ * cancelled (its handle is already closed). */
+void chat__stream_cancelled(chat_stream_t *s);
+
+#endif /* CHAT_LIB_INTERNAL_H */

@@ -91,7 +91,8 @@ int chat_args_split(const char *s, size_t len, int max, int rest,
       break;
     s = sp + 1;
   }
-  if (n < max || (!rest && s < end && field[n - 1] + field_len[n - 1] < end))
+  /* Too few fields, or something (even one space) after the last one. */
+  if (n < max || field[n - 1] + field_len[n - 1] != end)
     return CHAT_EPROTO;
   return n;
 }

@@ -478,6 +478,8 @@ class FileTransferTest(FileTestCase):
     """Files that arrive whole, while chat goes on."""
 
     def _transfer(self, name, data, timeout=10):
+        if isinstance(data, str):
+            data = data.encode('utf-8')
         server = self.start_server()
         alice = self.file_client(server, 'alice')
         bob = self.file_client(server, 'bob')

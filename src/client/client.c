@@ -323,6 +323,8 @@ static void on_server_line(chat_stream_t *s, const char *line, size_t len) {
   if (l.kind == CHAT_LINE_CONTROL) {
     if (l.word_len == 5 && memcmp(l.word, "SERVE", 5) == 0)
       serve_on_serve(c, l.text, l.text_len);
+    else if (l.word_len == 11 && memcmp(l.word, "RELAY-SERVE", 11) == 0)
+      serve_on_relay(c, l.text, l.text_len);
     else
       fetch_on_reply(c, &l);
     return; /* control lines are for us, never shown */

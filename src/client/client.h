@@ -20,6 +20,14 @@
 #define CLIENT_CHUNK (256 * 1024)       /* file bytes per read or write */
 #define CLIENT_TICK_MS 500              /* transfer deadline checks */
 
+#define CLIENT_DEFAULT_CONNECT_S 3      /* direct connect before relaying */
+
+typedef enum {
+  XFER_AUTO,   /* direct, falling back to the server's relay */
+  XFER_DIRECT, /* direct only */
+  XFER_RELAY   /* relay only */
+} xfer_mode;
+
 typedef struct {
   const char *host;      /* chat server host name or address */
   int port;              /* chat server port */
@@ -28,6 +36,8 @@ typedef struct {
   const char *downloads; /* directory received files land in */
   unsigned max_transfers; /* concurrent transfers each way */
   unsigned stall_s;       /* seconds without progress before failing */
+  unsigned connect_s;     /* seconds a direct connect may take */
+  xfer_mode transfer;     /* --transfer */
 } client_config_t;
 
 typedef struct input_line_s input_line_t;
@@ -75,6 +85,7 @@ void client_send_line(client_t *c, const char *line, size_t len);
 /* serve.c: the owner side of file transfers. */
 int serve_start(client_t *c);
 void serve_on_serve(client_t *c, const char *args, size_t len);
+void serve_on_relay(client_t *c, const char *args, size_t len);
 void serve_tick(client_t *c, uint64_t now);
 void serve_stop(client_t *c);
 

@@ -44,6 +44,8 @@ struct fetch_s {
   unsigned busy : 1;     /* req is in flight */
   unsigned stopped : 1;  /* reading paused for the disk */
   unsigned quiet : 1;    /* failing because we exit: print nothing */
+  unsigned relayed : 1;  /* connected (or connecting) through the server */
+  unsigned relay_next : 1; /* relay once the cancelled direct attempt closed */
   uint64_t size, got;    /* announced size, file bytes received */
   uint64_t written;      /* bytes written to the temporary file */
   uint64_t deadline;     /* uv_now() by which something must happen */
@@ -117,7 +119,19 @@ static void print_outcome(fetch_t *f, const char *reason) {
                   owner, reason);
 }
 
-static void on_stream_closed(chat_stream_t *st) { release((fetch_t *)st); }
+static void start_relay(fetch_t *f);
+
+static void on_stream_closed(chat_stream_t *st) {
+  fetch_t *f = (fetch_t *)st;
+
+  if (f->relay_next && f->state == ST_CONNECTING) {
+    f->relay_next = 0;
+    f->refs--;
+    start_relay(f); /* the timed-out direct attempt is gone: try the relay */
+    return;
+  }
+  release(f);
+}
 
 static void close_stream(fetch_t *f) {
   if (f->state >= ST_CONNECTING && !chat_stream_is_closing(&f->stream))
@@ -379,6 +393,20 @@ static void on_fetch_line(chat_stream_t *st, const char *line, size_t len) {
 
   if (f->state != ST_HEADER)
     return;
+  if (len > 0 && line[0] == CHAT_CONTROL_CHAR) {
+    chat_line_t l;
+    const char *a[2];
+    size_t al[2];
+    chat_line_parse(line, len, &l);
+    if (chat_args_split(l.text, l.text_len, 2, 1, a, al) == 2 &&
+        chat_text_check(a[1], al[1]) == 0)
+      snprintf(why, sizeof(why), "the relay failed: %.*s",
+               (int)(al[1] < 100 ? al[1] : 100), a[1]);
+    else
+      snprintf(why, sizeof(why), "the relay failed");
+    fetch_fail(f, why);
+    return;
+  }
   rc = chat_xfer_parse_reply(line, len, &f->size, &code, &code_len, &text,
                              &text_len);
   if (rc == CHAT_EREFUSED) {
@@ -423,17 +451,36 @@ static void on_fetch_event(chat_stream_t *st, int status) {
                                     : "connection to the owner lost (refused)");
 }
 
+/* Says once that we switch to the relay, and does. */
+static void fall_back(fetch_t *f, const char *why) {
+  char owner[CHAT_SANITIZE_MAX(CHAT_NAME_MAX)];
+
+  chat_sanitize(f->owner, strlen(f->owner), owner, sizeof(owner));
+  client_printf(f->c, "direct connection to %s failed (%s); relaying through "
+                      "the server", owner, why);
+}
+
 static void on_owner_connected(chat_stream_t *st, int status) {
   fetch_t *f = (fetch_t *)st;
-  char why[128];
+  char why[160];
   int n;
 
   if (status != 0) {
     if (status == UV_ECANCELED)
       return; /* we closed it; the close callback follows */
     f->refs--; /* the connector closed the stream: no callback comes */
-    snprintf(why, sizeof(why), "connection to the owner failed: %s",
-             chat_strerror(status));
+    if (!f->relayed && f->c->cfg.transfer == XFER_AUTO &&
+        f->state == ST_CONNECTING) {
+      fall_back(f, chat_strerror(status));
+      start_relay(f);
+      return;
+    }
+    snprintf(why, sizeof(why), "%s failed: %s%s",
+             f->relayed ? "connection to the server's relay"
+                        : "connection to the owner",
+             chat_strerror(status),
+             f->c->cfg.transfer == XFER_DIRECT ? " (--transfer=direct: no relay)"
+                                               : "");
     fetch_fail(f, why);
     return;
   }
@@ -441,10 +488,15 @@ static void on_owner_connected(chat_stream_t *st, int status) {
     close_stream(f);
     return;
   }
+  uv_tcp_nodelay(&f->stream.h.tcp, 1);
   f->state = ST_HEADER;
   stall_reset(f);
-  n = snprintf(why, sizeof(why), "%s %d %s\n", CHAT_XFER_MAGIC,
-               CHAT_XFER_VERSION, f->token);
+  n = 0;
+  if (f->relayed)
+    n = snprintf(why, sizeof(why), "%cRELAY %s fetch\n", CHAT_CONTROL_CHAR,
+                 f->token);
+  n += snprintf(why + n, sizeof(why) - (size_t)n, "%s %d %s\n",
+                CHAT_XFER_MAGIC, CHAT_XFER_VERSION, f->token);
   chat_stream_write_copy(&f->stream, why, (size_t)n);
   chat_stream_read_start(&f->stream, on_fetch_line, on_fetch_event);
 }
@@ -484,25 +536,55 @@ static const char *reason_for(const char *code, size_t len) {
   return "refused";
 }
 
-static void start_connect(fetch_t *f, const char *host, uint64_t port,
-                          const char *token) {
+/* Connects the stream to host:port; the outcome reaches
+ * on_owner_connected(). */
+static void connect_to(fetch_t *f, const char *host, int port,
+                       unsigned timeout_s) {
+  char why[128];
   int rc;
 
   f->state = ST_CONNECTING;
-  stall_reset(f);
-  memcpy(f->token, token, CHAT_TOKEN_LEN + 1);
-  f->stream.data = NULL;
-  rc = chat_connect(f->c->loop, &f->stream, host, (int)port,
-                    CHAT_XFER_HEADER_MAX, on_owner_connected);
+  f->deadline = uv_now(f->c->loop) + timeout_s * 1000ull;
+  rc = chat_connect(f->c->loop, &f->stream, host, port, CHAT_XFER_HEADER_MAX,
+                    on_owner_connected);
   if (rc != 0) {
-    char why[128];
-    snprintf(why, sizeof(why), "connection to the owner failed: %s",
+    snprintf(why, sizeof(why), "cannot connect to %s: %s", host,
              chat_strerror(rc));
     f->state = ST_ASKED; /* no stream to close */
     fetch_fail(f, why);
     return;
   }
   f->refs++; /* the stream, until its close (or failed connect) */
+}
+
+static void start_relay(fetch_t *f) {
+  f->relayed = 1;
+  connect_to(f, f->c->cfg.host, f->c->cfg.port, f->c->cfg.stall_s);
+}
+
+/* GET-OK: direct, relayed, or direct first, as --transfer and the owner's
+ * port (0: it accepts no connections) allow. */
+static void start_transfer(fetch_t *f, const char *host, int port,
+                           const char *token) {
+  char owner[CHAT_SANITIZE_MAX(CHAT_NAME_MAX)];
+  xfer_mode mode = f->c->cfg.transfer;
+
+  memcpy(f->token, token, CHAT_TOKEN_LEN + 1);
+  f->stream.data = NULL;
+  if (port == 0 && mode == XFER_DIRECT) {
+    fetch_fail(f, "the owner accepts no connections and --transfer=direct "
+                  "rules out the relay");
+  } else if (port == 0) {
+    chat_sanitize(f->owner, strlen(f->owner), owner, sizeof(owner));
+    client_printf(f->c, "%s accepts no connections; relaying through the "
+                        "server", owner);
+    start_relay(f);
+  } else if (mode == XFER_RELAY) {
+    start_relay(f);
+  } else {
+    connect_to(f, host, port, mode == XFER_AUTO ? f->c->cfg.connect_s
+                                                : f->c->cfg.stall_s);
+  }
 }
 
 void fetch_on_reply(client_t *c, const chat_line_t *l) {
@@ -517,7 +599,7 @@ void fetch_on_reply(client_t *c, const chat_line_t *l) {
         (f = find_fetch(c, a[0], al[0])) == NULL)
       return;
     if (al[1] >= sizeof(host) || chat_parse_u64(a[2], al[2], 5, &port) != 0 ||
-        port == 0 || port > 65535 || chat_token_check(a[3], al[3]) != 0) {
+        port > 65535 || chat_token_check(a[3], al[3]) != 0) {
       fetch_fail(f, "protocol error: bad answer from the server");
       return;
     }
@@ -525,7 +607,7 @@ void fetch_on_reply(client_t *c, const chat_line_t *l) {
     host[al[1]] = '\0';
     memcpy(token, a[3], al[3]);
     token[al[3]] = '\0';
-    start_connect(f, host, port, token);
+    start_transfer(f, host, (int)port, token);
   } else if (l->word_len == 8 && memcmp(l->word, "GET-FAIL", 8) == 0) {
     if (chat_args_split(l->text, l->text_len, 3, 1, a, al) < 2 ||
         (f = find_fetch(c, a[0], al[0])) == NULL)
@@ -632,8 +714,15 @@ void fetch_tick(client_t *c, uint64_t now) {
 
   for (f = c->fetches; f != NULL; f = next) {
     next = f->next;
-    if (f->state >= ST_FINISHING || now <= f->deadline)
+    if (f->state >= ST_FINISHING || now <= f->deadline || f->relay_next)
       continue;
+    if (f->state == ST_CONNECTING && !f->relayed &&
+        c->cfg.transfer == XFER_AUTO) {
+      fall_back(f, "timed out");
+      f->relay_next = 1; /* on_stream_closed() starts the relay */
+      chat_stream_close(&f->stream, on_stream_closed);
+      continue;
+    }
     snprintf(why, sizeof(why), "stalled: nothing moved for %u seconds",
              c->cfg.stall_s);
     fetch_fail(f, f->state == ST_CONNECTING

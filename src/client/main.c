@@ -28,6 +28,11 @@ static const char usage_text[] =
     "  --max-transfers N    transfers at once in each direction (default 8)\n"
     "  --stall-timeout S    fail a transfer that moves nothing for S seconds\n"
     "                       (default 30)\n"
+    "  --transfer MODE      auto: connect to the owner, relay through the\n"
+    "                       server if that fails (default); direct: never\n"
+    "                       relay; relay: always relay\n"
+    "  --connect-timeout S  seconds a direct connection may take before\n"
+    "                       auto mode relays (default 3)\n"
     "  -h, --help           show this help and exit\n"
     "  -V, --version        show the version and exit\n";
 
@@ -87,6 +92,8 @@ static int parse_args(int argc, char **argv, client_config_t *cfg) {
   cfg->downloads = ".";
   cfg->max_transfers = CLIENT_DEFAULT_MAX_TRANSFERS;
   cfg->stall_s = CLIENT_DEFAULT_STALL_S;
+  cfg->connect_s = CLIENT_DEFAULT_CONNECT_S;
+  cfg->transfer = XFER_AUTO;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
@@ -128,6 +135,20 @@ static int parse_args(int argc, char **argv, client_config_t *cfg) {
       if (parse_port(v, 1, &n) != 0 || n > 86400)
         return usage_error("%s", "--stall-timeout takes 1-86400 seconds");
       cfg->stall_s = (unsigned)n;
+    } else if (take_value(argc, argv, &i, "--transfer", "--transfer", &v)) {
+      if (v != NULL && strcmp(v, "auto") == 0)
+        cfg->transfer = XFER_AUTO;
+      else if (v != NULL && strcmp(v, "direct") == 0)
+        cfg->transfer = XFER_DIRECT;
+      else if (v != NULL && strcmp(v, "relay") == 0)
+        cfg->transfer = XFER_RELAY;
+      else
+        return usage_error("%s", "--transfer takes auto, direct or relay");
+    } else if (take_value(argc, argv, &i, "--connect-timeout",
+                          "--connect-timeout", &v)) {
+      if (parse_port(v, 1, &n) != 0 || n > 3600)
+        return usage_error("%s", "--connect-timeout takes 1-3600 seconds");
+      cfg->connect_s = (unsigned)n;
     } else {
       return usage_error("unexpected argument '%s'", a);
     }

@@ -48,6 +48,7 @@ struct sender_s {
   uint64_t deadline; /* uv_now() by which something must happen */
   int refs;         /* the stream, plus a read in flight */
   unsigned done : 1;
+  char relay_token[CHAT_TOKEN_LEN + 1]; /* outgoing relay leg: its token */
 };
 
 #define LIST_ADD(head, x)                                                    \
@@ -241,8 +242,8 @@ void serve_on_serve(client_t *c, const char *args, size_t len) {
     return; /* not from a server we understand: ignore */
   memcpy(token, f[0], fl[0]);
   token[fl[0]] = '\0';
-  if (c->exiting || !c->serving) {
-    serve_fail(c, token, "no-file-port", "the owner does not serve files");
+  if (c->exiting) {
+    serve_fail(c, token, "busy", "the owner is leaving");
     return;
   }
   if (chat_filename_check(f[2], fl[2]) != 0) {
@@ -425,6 +426,10 @@ static void on_sender_line(chat_stream_t *st, const char *line, size_t len) {
 
   if (s->done || s->offer != NULL)
     return; /* nothing is expected after the header */
+  if (len > 0 && line[0] == CHAT_CONTROL_CHAR) {
+    sender_abort(s, NULL); /* RELAY-FAIL: the requester hears it too */
+    return;
+  }
   if (chat_xfer_parse_request(line, len, token) != 0) {
     sender_refuse(s, "ERR bad-request expected CHATFILE 1 <token>\n");
     return;
@@ -492,6 +497,61 @@ static void on_file_connection(uv_stream_t *ls, int status) {
     return;
   }
   chat_stream_read_start(&s->stream, on_sender_line, on_sender_event);
+}
+
+/* ---- relayed: we connect out to the server --------------------------------- */
+
+static void on_relay_connected(chat_stream_t *st, int status) {
+  sender_t *s = (sender_t *)st;
+  char line[64];
+  int n;
+
+  if (status == UV_ECANCELED)
+    return; /* we closed it; the close callback follows */
+  if (status != 0) {
+    s->done = 1;
+    sender_release(s); /* the connector closed the stream */
+    return;
+  }
+  if (s->done) {
+    chat_stream_close(&s->stream, on_sender_closed);
+    return;
+  }
+  uv_tcp_nodelay(&s->stream.h.tcp, 1);
+  /* Then the relayed connection is a file connection like any other: the
+   * requester's CHATFILE line arrives through it and claims the offer. */
+  n = snprintf(line, sizeof(line), "%cRELAY %s serve\n", CHAT_CONTROL_CHAR,
+               s->relay_token);
+  chat_stream_write_copy(&s->stream, line, (size_t)n);
+  chat_stream_read_start(&s->stream, on_sender_line, on_sender_event);
+}
+
+void serve_on_relay(client_t *c, const char *args, size_t len) {
+  uint64_t now = uv_now(c->loop);
+  sender_t *s;
+  offer_t *o;
+
+  if (chat_token_check(args, len) != 0 || c->exiting)
+    return;
+  for (o = c->offers; o != NULL; o = o->next)
+    if (o->ready && now <= o->expires && chat_token_equal(o->token, args))
+      break;
+  if (o == NULL)
+    return; /* unknown or lapsed: the relay times out for the requester */
+  s = calloc(1, sizeof(*s));
+  if (s == NULL)
+    return;
+  s->c = c;
+  s->refs = 1;
+  s->deadline = now + CLIENT_HEADER_WAIT_MS;
+  memcpy(s->relay_token, args, CHAT_TOKEN_LEN);
+  LIST_ADD(c->senders, s);
+  c->nsenders++;
+  if (chat_connect(c->loop, &s->stream, c->cfg.host, c->cfg.port,
+                   CHAT_XFER_HEADER_MAX, on_relay_connected) != 0) {
+    s->done = 1;
+    sender_release(s);
+  }
 }
 
 /* ---- start, tick, stop --------------------------------------------------- */

@@ -147,15 +147,15 @@ int chat_stream_is_closing(const chat_stream_t *s) {
 static int on_frame(void *ctx, int status, const char *line, size_t len) {
   chat_stream_t *s = ctx;
 
-  if (s->flags & F_CLOSING)
-    return FRAME_STOP; /* the owner closed us from a callback */
+  if (s->flags & (F_CLOSING | F_ENDING))
+    return FRAME_STOP; /* the owner closed or ended us from a callback */
   if (status != 0) {
     if (s->on_event != NULL)
       s->on_event(s, status);
   } else if (s->on_line != NULL) {
     s->on_line(s, line, len);
   }
-  if (s->flags & F_CLOSING)
+  if (s->flags & (F_CLOSING | F_ENDING))
     return FRAME_STOP;
   return (s->flags & F_RAW) ? FRAME_RAW : 0;
 }

@@ -22,6 +22,12 @@ static const char usage_text[] =
     "                       is disconnected as a slow consumer (default "
     "1048576)\n"
     "  --max-clients N      connected clients in total (default 10000)\n"
+    "  --no-relay           never relay file transfers through this server\n"
+    "  --max-relays N       file relays at once (default 64)\n"
+    "  --relay-rate BYTES   bytes per second per relay, 0 = unlimited\n"
+    "                       (default 0)\n"
+    "  --relay-wait S       seconds a relay waits for the owner to connect\n"
+    "                       (default 10)\n"
     "  -h, --help           show this help and exit\n"
     "  -V, --version        show the version and exit\n";
 
@@ -81,10 +87,14 @@ typedef struct {
 } num_opt_t;
 
 static int parse_args(int argc, char **argv, server_config_t *cfg) {
+  size_t relay_wait = cfg->relay_wait_s;
   num_opt_t opts[] = {
       {"--max-line", 16, 16 * 1024 * 1024, &cfg->max_line},
       {"--sendq", 1024, (unsigned long long)1 << 40, &cfg->sendq},
       {"--max-clients", 1, 10000000, &cfg->max_clients},
+      {"--max-relays", 1, 100000, &cfg->max_relays},
+      {"--relay-rate", 0, (unsigned long long)1 << 40, &cfg->relay_rate},
+      {"--relay-wait", 1, 3600, &relay_wait},
   };
   const char *port = NULL, *v;
   unsigned long long num;
@@ -95,6 +105,10 @@ static int parse_args(int argc, char **argv, server_config_t *cfg) {
     if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
       fputs(usage_text, stdout);
       exit(0);
+    }
+    if (strcmp(a, "--no-relay") == 0) {
+      cfg->relay = 0;
+      continue;
     }
     if (strcmp(a, "-V") == 0 || strcmp(a, "--version") == 0) {
       printf("chat-server %s (libchat %s, libuv %s)\n", CHAT_PROGRAM_VERSION,
@@ -118,6 +132,7 @@ static int parse_args(int argc, char **argv, server_config_t *cfg) {
       return usage_error("unexpected argument '%s'", a);
     port = a;
   }
+  cfg->relay_wait_s = (unsigned)relay_wait;
   if (port == NULL)
     return usage_error("%s", "missing <port>");
   if (parse_num(port, 0, 65535, &num) != 0)

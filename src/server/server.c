@@ -16,7 +16,6 @@
 
 #define LISTEN_BACKLOG 511
 
-static void client_close(client_t *c, const char *reason);
 
 #define client_of_member(m)                                                  \
   ((client_t *)((char *)(m)-offsetof(client_t, member)))
@@ -26,11 +25,15 @@ void server_config_init(server_config_t *cfg) {
   cfg->max_line = CHAT_MAX_LINE_DEFAULT;
   cfg->sendq = SERVER_DEFAULT_SENDQ;
   cfg->max_clients = SERVER_DEFAULT_MAX_CLIENTS;
+  cfg->relay = 1;
+  cfg->max_relays = SERVER_DEFAULT_MAX_RELAYS;
+  cfg->relay_wait_s = SERVER_DEFAULT_RELAY_WAIT_S;
 }
 
 /* ---- sending ------------------------------------------------------------ */
 
 static void on_reaper(uv_timer_t *t);
+static void on_client_closed(chat_stream_t *s);
 
 /* Marks c for closing from the loop; safe in the middle of a fan-out. */
 static void client_doom(client_t *c, const char *reason) {
@@ -122,7 +125,10 @@ static void handle_control(client_t *c, const char *line, size_t len) {
   int rc;
 
   chat_line_parse(line, len, &cmd);
-  rc = c->registered ? xfer_control(c, &cmd) : CHAT_EPROTO;
+  if (!c->registered && cmd.word_len == 5 && memcmp(cmd.word, "RELAY", 5) == 0)
+    rc = relay_leg(c, cmd.text, cmd.text_len);
+  else
+    rc = c->registered ? xfer_control(c, &cmd) : CHAT_EPROTO;
   if (rc == 0)
     return;
   chat_sanitize(cmd.word, cmd.word_len < 16 ? cmd.word_len : 16, verb,
@@ -156,7 +162,7 @@ static void handle_text(client_t *c, const char *line, size_t len) {
 static void on_client_line(chat_stream_t *s, const char *line, size_t len) {
   client_t *c = (client_t *)s;
 
-  if (c->doomed)
+  if (c->doomed || c->closing || c->is_leg)
     return;
   if (len > 0 && line[0] == CHAT_CONTROL_CHAR)
     handle_control(c, line, len);
@@ -176,7 +182,20 @@ static void on_client_event(chat_stream_t *s, int status) {
                            c->srv->cfg.max_line));
     return;
   }
+  if (c->is_leg && status == UV_EOF)
+    relay_leg_eof(c); /* pass the end on after the partner flushed */
   client_close(c, status == UV_EOF ? "closed by peer" : chat_strerror(status));
+}
+
+void client_end(client_t *c) {
+  if (c->closing)
+    return;
+  c->closing = 1;
+  chat_stream_end(&c->stream, on_client_closed);
+}
+
+void client_read_resume(client_t *c) {
+  chat_stream_read_start(&c->stream, on_client_line, on_client_event);
 }
 
 /* ---- connection lifecycle ------------------------------------------------ */
@@ -188,6 +207,7 @@ static void on_client_closed(chat_stream_t *s) {
   server_t *srv = c->srv;
 
   client_unlink(c);
+  relay_leg_closed(c);
   if (c->listed_doomed) {
     /* Closed for another reason before the reaper ran: forget it there. */
     client_t **p = &srv->doomed;
@@ -217,7 +237,7 @@ static void client_unlink(client_t *c) {
 }
 
 /* Removes c from the chat and closes its connection now. */
-static void client_close(client_t *c, const char *reason) {
+void client_close(client_t *c, const char *reason) {
   server_t *srv = c->srv;
 
   if (c->closing)
@@ -230,7 +250,7 @@ static void client_close(client_t *c, const char *reason) {
     hub_leave(srv->hub, &c->member);
     if (!srv->stopping)
       broadcast(srv, c, chat_format_notice("%s left", c->name));
-  } else {
+  } else if (!c->is_leg) {
     log_msg("#%llu disconnected: %s", (unsigned long long)c->id, reason);
   }
   chat_stream_close(&c->stream, on_client_closed);
@@ -344,6 +364,7 @@ int server_start(server_t *srv, uv_loop_t *loop, const server_config_t *cfg) {
     return rc;
   srv->port = srv->listener.port;
   xfer_init(srv);
+  relay_init(srv);
   uv_timer_init(loop, &srv->reaper);
   srv->reaper.data = srv;
   uv_timer_init(loop, &srv->grace);
@@ -373,6 +394,7 @@ void server_stop(server_t *srv) {
     c->listed_doomed = 0; /* everyone is closed below anyway */
   srv->doomed = NULL;
   xfer_stop(srv);
+  relay_stop(srv);
   bye = chat_format_notice("server shutting down");
   for (c = srv->clients; c != NULL; c = next) {
     next = c->next;
@@ -380,7 +402,7 @@ void server_stop(server_t *srv) {
       hub_leave(srv->hub, &c->member);
     c->registered = 0;
     c->closing = 1;
-    if (bye != NULL)
+    if (bye != NULL && !c->is_leg) /* never inject text into a file */
       chat_stream_write(&c->stream, bye);
     chat_stream_end(&c->stream, on_client_closed);
   }

@@ -11,16 +11,24 @@
 #define SERVER_DEFAULT_SENDQ (1024 * 1024)
 #define SERVER_DEFAULT_MAX_CLIENTS 10000
 #define SERVER_SHUTDOWN_GRACE_MS 2000 /* wait for goodbyes to drain */
+#define SERVER_DEFAULT_MAX_RELAYS 64
+#define SERVER_DEFAULT_RELAY_WAIT_S 10
 
 typedef struct {
   int port;           /* TCP port, 0 = any free port */
   size_t max_line;    /* longest accepted line, bytes */
   size_t sendq;       /* unsent output allowed per client, bytes */
   size_t max_clients; /* connections accepted at once */
+  int relay;          /* relay file transfers (--no-relay clears it) */
+  size_t max_relays;  /* relays at once */
+  size_t relay_rate;  /* bytes per second per relay, 0 = unlimited */
+  unsigned relay_wait_s; /* seconds a relay waits for the owner's leg */
 } server_config_t;
 
 typedef struct client_s client_t;
 typedef struct pending_s pending_t;
+typedef struct ticket_s ticket_t;
+typedef struct relay_s relay_t;
 
 typedef struct server_s {
   /* read-only */
@@ -39,6 +47,10 @@ typedef struct server_s {
   pending_t *pending;      /* file requests awaiting the owner, oldest first */
   pending_t *pending_tail;
   uv_timer_t xfer_timer;   /* expires the oldest pending request */
+  ticket_t *tickets;       /* arranged tokens that may still relay */
+  relay_t *relays;         /* relays waiting for a leg or piping */
+  size_t nrelays;
+  uv_timer_t relay_tick;   /* rate refills, relay and ticket deadlines */
   uint64_t next_id;
   int stopping;
 } server_t;
@@ -59,6 +71,9 @@ struct client_s {
   char peer[PEER_NAME_MAX]; /* "address:port", for logs */
   char ip[48];              /* bare address, where its files are fetched */
   char name[CHAT_NAME_MAX + 1];
+  relay_t *relay;        /* the relay this connection is a leg of */
+  int leg;               /* 0: the requester's leg, 1: the owner's */
+  unsigned is_leg : 1;   /* a relay connection, never a chat member */
   unsigned registered : 1;
   unsigned doomed : 1;
   unsigned listed_doomed : 1; /* on srv->doomed, awaiting the reaper */
@@ -70,6 +85,27 @@ void client_send(client_t *c, chat_buf_t *b);
 
 /* Sends a buffer made for c alone and drops the caller's reference. */
 void client_send_own(client_t *c, chat_buf_t *b);
+
+/* Closes c now; safe anywhere except inside a hub fan-out. */
+void client_close(client_t *c, const char *reason);
+
+/* Closes c after its queued output is written. */
+void client_end(client_t *c);
+
+/* Resumes reading from c after a pause. */
+void client_read_resume(client_t *c);
+
+/* relay.c: piping file bytes when the owner cannot accept connections. */
+void relay_init(server_t *srv);
+/* Remembers an arranged transfer's token so it may relay for a while. */
+void relay_ticket(server_t *srv, client_t *owner, const char *requester,
+                  const char *token, const char *file);
+/* First line "\x01RELAY <token> fetch|serve" of a new connection. */
+int relay_leg(client_t *c, const char *args, size_t len);
+void relay_leg_eof(client_t *c);
+void relay_leg_closed(client_t *c);
+void relay_forget_owner(client_t *owner);
+void relay_stop(server_t *srv);
 
 /* xfer.c: arranging file transfers between clients. */
 void xfer_init(server_t *srv);

@@ -96,6 +96,7 @@ void xfer_forget(client_t *c) {
   server_t *srv = c->srv;
   pending_t *p, *prev = NULL, *next;
 
+  relay_forget_owner(c);
   for (p = srv->pending; p != NULL; p = next) {
     next = p->next;
     if (p->owner == c || p->requester == c) {
@@ -141,7 +142,9 @@ static client_t *get_owner(client_t *c, const char *id, const char *owner,
     get_fail(c, id, "self", "you cannot request a file from yourself");
     return NULL;
   }
-  if (o->file_port <= 0) {
+  if (o->file_port < 0 || (o->file_port == 0 && !c->srv->cfg.relay)) {
+    /* Never announced (a person with nc), or reachable only by a relay
+     * that this server does not run. */
     get_fail(c, id, "no-file-port", "the owner does not serve files");
     return NULL;
   }
@@ -219,11 +222,16 @@ static int do_serve_ok(client_t *c, const char *args, size_t len) {
   p = find_pending(c, args, len, &prev);
   if (p == NULL)
     return 0; /* expired or already failed: the requester was told */
-  log_msg("transfer of \"%s\" from %s to %s arranged (direct)", p->file,
-          c->name, p->requester->name);
+  log_msg("transfer of \"%s\" from %s to %s arranged (%s)", p->file,
+          c->name, p->requester->name,
+          c->file_port > 0 ? "direct" : "relay only");
+  relay_ticket(c->srv, c, p->requester->name, p->token, p->file);
+  /* Port 0 tells the requester to go straight to the relay. */
   client_send_own(p->requester,
-                  chat_format_control("GET-OK", "%s %s %d %s", p->id, c->ip,
-                                      c->file_port, p->token));
+                  chat_format_control("GET-OK", "%s %s %d %s", p->id,
+                                      c->ip[0] ? c->ip : "-",
+                                      c->file_port > 0 ? c->file_port : 0,
+                                      p->token));
   pending_drop(c->srv, prev, p);
   arm_timer(c->srv);
   return 0;

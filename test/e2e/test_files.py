@@ -91,7 +91,7 @@ def outcome_re(file, owner):
 
 
 def part_re(file):
-    return re.compile(r'^\.%s\.part-.+$' % re.escape(file))
+    return re.compile(r'^\.%s\.part-[^/]{6}$' % re.escape(file))
 
 
 def sha256_file(path):

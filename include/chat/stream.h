@@ -94,6 +94,9 @@ struct chat_stream_s {
   uint32_t q_cap;     /* ring size, a power of two */
   uint32_t inflight;  /* buffers at the ring head owned by a pending write */
   size_t q_off;       /* bytes of the head buffer already written */
+  char *held;         /* bytes read but not yet framed (paused mid-chunk) */
+  size_t held_len;
+  int held_status;    /* EOF or error seen while bytes were held, or 0 */
   unsigned flags;
 };
 
@@ -127,8 +130,10 @@ int chat_stream_read_raw(chat_stream_t *s, chat_data_cb on_data);
  * `queued` after chat_stream_write() too. */
 void chat_stream_set_drain_cb(chat_stream_t *s, chat_drain_cb cb);
 
-/* Stops reading; chat_stream_read_start() resumes. Lines already read in
- * the current chunk are still delivered. */
+/* Stops reading; chat_stream_read_start() resumes. Called from a line
+ * callback it takes effect at once: the rest of the bytes already read are
+ * held (at most one read's worth) and delivered, in order, by the next
+ * chat_stream_read_start(), before it returns. */
 int chat_stream_read_stop(chat_stream_t *s);
 
 /* Queues b for writing; the stream takes its own reference, the caller keeps

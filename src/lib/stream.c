@@ -27,8 +27,9 @@ enum {
   F_RAW = 1 << 6       /* deliver raw bytes, not lines */
 };
 
-#define FRAME_STOP 1 /* on_frame: the stream is closing */
-#define FRAME_RAW 2  /* on_frame: switched to raw bytes */
+#define FRAME_STOP 1  /* on_frame: the stream is closing */
+#define FRAME_RAW 2   /* on_frame: switched to raw bytes */
+#define FRAME_PAUSE 3 /* on_frame: reading was stopped */
 
 /* State of a FILE stream (stdin or stdout redirected to a file). fs requests
  * run on the thread pool, so a FILE stream reads into its own buffer, never
@@ -157,14 +158,32 @@ static int on_frame(void *ctx, int status, const char *line, size_t len) {
   }
   if (s->flags & (F_CLOSING | F_ENDING))
     return FRAME_STOP;
-  return (s->flags & F_RAW) ? FRAME_RAW : 0;
+  if (s->flags & F_RAW)
+    return FRAME_RAW;
+  return (s->flags & F_READING) ? 0 : FRAME_PAUSE;
 }
 
-static void deliver(chat_stream_t *s, const char *data, size_t len) {
+/* Keeps the unframed rest of a chunk while paused. data may point into
+ * the current held buffer (a pause during redelivery). */
+static void hold(chat_stream_t *s, const char *data, size_t len) {
+  char *p = malloc(len);
+
+  if (p == NULL) {
+    if (s->on_event != NULL)
+      s->on_event(s, UV_ENOMEM);
+    return;
+  }
+  memcpy(p, data, len);
+  free(s->held);
+  s->held = p;
+  s->held_len = len;
+}
+
+/* Frames (or passes raw) bytes that were read. */
+static void deliver_bytes(chat_stream_t *s, const char *data, size_t len) {
   size_t used;
   int rc;
 
-  s->bytes_in += len;
   if (s->flags & F_RAW) {
     s->on_data(s, data, len);
     return;
@@ -172,12 +191,23 @@ static void deliver(chat_stream_t *s, const char *data, size_t len) {
   rc = chat_framer_feed_n(&s->framer, data, len, on_frame, s, &used);
   if (rc == FRAME_RAW && used < len)
     s->on_data(s, data + used, len - used);
+  else if (rc == FRAME_PAUSE && used < len)
+    hold(s, data + used, len - used);
   else if (rc < 0 && !(s->flags & F_CLOSING) && s->on_event != NULL)
     s->on_event(s, rc); /* out of memory */
 }
 
+static void deliver(chat_stream_t *s, const char *data, size_t len) {
+  s->bytes_in += len;
+  deliver_bytes(s, data, len);
+}
+
 /* The read side ended with status (UV_EOF or an error). */
 static void read_ended(chat_stream_t *s, int status) {
+  if (s->held != NULL) {
+    s->held_status = status; /* reported after the held bytes */
+    return;
+  }
   s->flags |= F_EOF;
   s->flags &= ~F_READING;
   if (status == UV_EOF)
@@ -250,6 +280,24 @@ int chat_stream_read_start(chat_stream_t *s, chat_line_cb on_line,
   if ((s->flags & F_READING) || (s->flags & F_EOF))
     return 0;
   s->flags |= F_READING;
+  if (s->held != NULL) {
+    /* Bytes read before a pause come first; they may pause us again. */
+    char *h = s->held;
+    size_t n = s->held_len;
+    s->held = NULL;
+    s->held_len = 0;
+    deliver_bytes(s, h, n);
+    free(h);
+    if (s->held != NULL || !(s->flags & F_READING) ||
+        (s->flags & (F_CLOSING | F_ENDING)))
+      return 0;
+    if (s->held_status != 0) {
+      int st = s->held_status;
+      s->held_status = 0;
+      read_ended(s, st);
+      return 0;
+    }
+  }
   if (s->kind == CHAT_STREAM_FILE) {
     file_read_next(s);
     return 0;
@@ -486,6 +534,9 @@ int chat_stream_write_copy(chat_stream_t *s, const void *data, size_t len) {
 static void on_handle_closed(uv_handle_t *h) {
   chat_stream_t *s = container_of(h, chat_stream_t, h.handle);
 
+  free(s->held);
+  s->held = NULL;
+  s->held_len = 0;
   drop_queue(s);
   chat_framer_free(&s->framer);
   if (s->on_close != NULL)

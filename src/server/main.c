@@ -22,6 +22,14 @@ static const char usage_text[] =
     "                       is disconnected as a slow consumer (default "
     "1048576)\n"
     "  --max-clients N      connected clients in total (default 10000)\n"
+    "  --max-per-ip N       connections per source address, 0 = unlimited\n"
+    "                       (default 100)\n"
+    "  --rate N             sustained lines per second per client, 0 = no\n"
+    "                       flood control (default 20)\n"
+    "  --burst N            lines a client may send at once before --rate\n"
+    "                       applies (default 100)\n"
+    "  --register-timeout S seconds to send a name before being closed\n"
+    "                       (default 30)\n"
     "  --no-relay           never relay file transfers through this server\n"
     "  --max-relays N       file relays at once (default 64)\n"
     "  --relay-rate BYTES   bytes per second per relay, 0 = unlimited\n"
@@ -88,6 +96,7 @@ typedef struct {
 
 static int parse_args(int argc, char **argv, server_config_t *cfg) {
   size_t relay_wait = cfg->relay_wait_s;
+  size_t register_timeout = cfg->register_timeout_s;
   num_opt_t opts[] = {
       {"--max-line", 16, 16 * 1024 * 1024, &cfg->max_line},
       {"--sendq", 1024, (unsigned long long)1 << 40, &cfg->sendq},
@@ -95,6 +104,10 @@ static int parse_args(int argc, char **argv, server_config_t *cfg) {
       {"--max-relays", 1, 100000, &cfg->max_relays},
       {"--relay-rate", 0, (unsigned long long)1 << 40, &cfg->relay_rate},
       {"--relay-wait", 1, 3600, &relay_wait},
+      {"--max-per-ip", 0, 10000000, &cfg->max_per_ip},
+      {"--rate", 0, 1000000, &cfg->rate},
+      {"--burst", 1, 1000000, &cfg->burst},
+      {"--register-timeout", 1, 86400, &register_timeout},
   };
   const char *port = NULL, *v;
   unsigned long long num;
@@ -133,6 +146,7 @@ static int parse_args(int argc, char **argv, server_config_t *cfg) {
     port = a;
   }
   cfg->relay_wait_s = (unsigned)relay_wait;
+  cfg->register_timeout_s = (unsigned)register_timeout;
   if (port == NULL)
     return usage_error("%s", "missing <port>");
   if (parse_num(port, 0, 65535, &num) != 0)
@@ -163,8 +177,10 @@ int main(int argc, char **argv) {
     uv_loop_close(loop);
     return 1;
   }
-  log_msg("listening on port %d (IPv4%s), max line %zu, sendq %zu", srv.port,
-          srv.listener.ipv6 ? " and IPv6" : "", cfg.max_line, cfg.sendq);
+  log_msg("listening on port %d (IPv4%s), max line %zu, sendq %zu, rate "
+          "%zu/s burst %zu, relay %s",
+          srv.port, srv.listener.ipv6 ? " and IPv6" : "", cfg.max_line,
+          cfg.sendq, cfg.rate, cfg.burst, cfg.relay ? "on" : "off");
   uv_run(loop, UV_RUN_DEFAULT);
   server_free(&srv);
   rc = uv_loop_close(loop);

@@ -203,6 +203,7 @@ static void leg_attach(relay_t *r, client_t *c, int i) {
   c->relay = r;
   c->leg = i;
   c->is_leg = 1;
+  limits_registered(c); /* a leg never registers; relay_wait bounds it */
   chat_stream_read_raw(&c->stream, on_leg_data);
 }
 

@@ -28,6 +28,10 @@ void server_config_init(server_config_t *cfg) {
   cfg->relay = 1;
   cfg->max_relays = SERVER_DEFAULT_MAX_RELAYS;
   cfg->relay_wait_s = SERVER_DEFAULT_RELAY_WAIT_S;
+  cfg->rate = SERVER_DEFAULT_RATE;
+  cfg->burst = SERVER_DEFAULT_BURST;
+  cfg->max_per_ip = SERVER_DEFAULT_MAX_PER_IP;
+  cfg->register_timeout_s = SERVER_DEFAULT_REGISTER_S;
 }
 
 /* ---- sending ------------------------------------------------------------ */
@@ -111,6 +115,7 @@ static void handle_name(client_t *c, const char *line, size_t len) {
     return;
   }
   c->registered = 1;
+  limits_registered(c);
   others = hub_count(srv->hub) - 1;
   log_msg("#%llu registered as %s", (unsigned long long)c->id, c->name);
   client_send_own(c, chat_format_notice("welcome %s, %zu other user%s online",
@@ -164,6 +169,7 @@ static void on_client_line(chat_stream_t *s, const char *line, size_t len) {
 
   if (c->doomed || c->closing || c->is_leg)
     return;
+  limits_line(c);
   if (len > 0 && line[0] == CHAT_CONTROL_CHAR)
     handle_control(c, line, len);
   else if (!c->registered)
@@ -207,6 +213,7 @@ static void on_client_closed(chat_stream_t *s) {
   server_t *srv = c->srv;
 
   client_unlink(c);
+  limits_forget(c);
   relay_leg_closed(c);
   if (c->listed_doomed) {
     /* Closed for another reason before the reaper ran: forget it there. */
@@ -287,7 +294,16 @@ static void on_connection(uv_stream_t *ls, int status) {
   client_t *c;
 
   if (status < 0) {
-    log_msg("accept failed: %s", chat_strerror(status));
+    /* Out of descriptors (EMFILE): libuv accepts and drops the connection
+     * with its spare descriptor, so nothing spins; log once a second. */
+    uint64_t now = uv_now(srv->loop);
+    srv->accept_errs++;
+    if (now - srv->accept_err_logged >= 1000) {
+      log_msg("accept failed: %s (%u times)", chat_strerror(status),
+              srv->accept_errs);
+      srv->accept_err_logged = now;
+      srv->accept_errs = 0;
+    }
     return;
   }
   c = calloc(1, sizeof(*c));
@@ -315,14 +331,25 @@ static void on_connection(uv_stream_t *ls, int status) {
   chat_peer_name(&c->stream.h.tcp, c->peer, sizeof(c->peer));
   peer_ip(c);
   log_msg("#%llu connected from %s", (unsigned long long)c->id, c->peer);
+  limits_client_init(c);
+  limits_unregistered(c);
+  if (limits_ip_add(c) > srv->cfg.max_per_ip && srv->cfg.max_per_ip > 0) {
+    client_send_own(c, chat_format_error("too-many-connections",
+                                         "%zu connections from your address "
+                                         "already",
+                                         srv->cfg.max_per_ip));
+    log_msg("#%llu refused: too many connections from %s",
+            (unsigned long long)c->id, c->ip);
+    client_end(c);
+    return;
+  }
   if (srv->nclients > srv->cfg.max_clients) {
     client_send_own(c, chat_format_error("server-full",
                                          "the server is full (%zu clients); "
                                          "try again later",
                                          srv->cfg.max_clients));
     log_msg("#%llu refused: server full", (unsigned long long)c->id);
-    c->closing = 1;
-    chat_stream_end(&c->stream, on_client_closed);
+    client_end(c);
     return;
   }
   chat_stream_read_start(&c->stream, on_client_line, on_client_event);
@@ -365,6 +392,7 @@ int server_start(server_t *srv, uv_loop_t *loop, const server_config_t *cfg) {
   srv->port = srv->listener.port;
   xfer_init(srv);
   relay_init(srv);
+  limits_init(srv);
   uv_timer_init(loop, &srv->reaper);
   srv->reaper.data = srv;
   uv_timer_init(loop, &srv->grace);
@@ -395,6 +423,7 @@ void server_stop(server_t *srv) {
   srv->doomed = NULL;
   xfer_stop(srv);
   relay_stop(srv);
+  limits_stop(srv);
   bye = chat_format_notice("server shutting down");
   for (c = srv->clients; c != NULL; c = next) {
     next = c->next;

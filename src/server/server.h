@@ -12,6 +12,10 @@
 #define SERVER_DEFAULT_MAX_CLIENTS 10000
 #define SERVER_SHUTDOWN_GRACE_MS 2000 /* wait for goodbyes to drain */
 #define SERVER_DEFAULT_MAX_RELAYS 64
+#define SERVER_DEFAULT_RATE 20
+#define SERVER_DEFAULT_BURST 100
+#define SERVER_DEFAULT_MAX_PER_IP 100
+#define SERVER_DEFAULT_REGISTER_S 30
 #define SERVER_DEFAULT_RELAY_WAIT_S 10
 
 typedef struct {
@@ -23,12 +27,17 @@ typedef struct {
   size_t max_relays;  /* relays at once */
   size_t relay_rate;  /* bytes per second per relay, 0 = unlimited */
   unsigned relay_wait_s; /* seconds a relay waits for the owner's leg */
+  size_t rate;        /* lines a second per client, 0 = no flood control */
+  size_t burst;       /* lines at once before rate applies */
+  size_t max_per_ip;  /* connections per address, 0 = unlimited */
+  unsigned register_timeout_s; /* seconds to send a name */
 } server_config_t;
 
 typedef struct client_s client_t;
 typedef struct pending_s pending_t;
 typedef struct ticket_s ticket_t;
 typedef struct relay_s relay_t;
+typedef struct ipcount_s ipcount_t;
 
 typedef struct server_s {
   /* read-only */
@@ -51,6 +60,13 @@ typedef struct server_s {
   relay_t *relays;         /* relays waiting for a leg or piping */
   size_t nrelays;
   uv_timer_t relay_tick;   /* rate refills, relay and ticket deadlines */
+  ipcount_t **ipcounts;    /* connections per address (hash buckets) */
+  client_t *throttled;     /* clients paused by flood control */
+  client_t *reg_head, *reg_tail; /* unregistered, oldest first */
+  uv_timer_t flood_timer;  /* refills throttled clients */
+  uv_timer_t limits_timer; /* registration deadlines */
+  uint64_t accept_err_logged; /* uv_now() of the last accept error log */
+  unsigned accept_errs;       /* accept errors not logged since */
   uint64_t next_id;
   int stopping;
 } server_t;
@@ -74,6 +90,14 @@ struct client_s {
   relay_t *relay;        /* the relay this connection is a leg of */
   int leg;               /* 0: the requester's leg, 1: the owner's */
   unsigned is_leg : 1;   /* a relay connection, never a chat member */
+  int64_t tokens;        /* flood control: lines allowed, in 1/1000 */
+  uint64_t refilled;     /* uv_now() of the last refill */
+  client_t *tnext, *tprev; /* srv->throttled */
+  client_t *rnext, *rprev; /* srv->reg_head, while unregistered */
+  uint64_t connected_at;
+  unsigned throttled : 1;
+  unsigned on_reg_list : 1;
+  unsigned ip_counted : 1;
   unsigned registered : 1;
   unsigned doomed : 1;
   unsigned listed_doomed : 1; /* on srv->doomed, awaiting the reaper */
@@ -94,6 +118,19 @@ void client_end(client_t *c);
 
 /* Resumes reading from c after a pause. */
 void client_read_resume(client_t *c);
+
+/* limits.c: flood control, connections per address, registration time. */
+void limits_init(server_t *srv);
+void limits_stop(server_t *srv);
+/* Counts c's address; returns its connections including c. */
+unsigned limits_ip_add(client_t *c);
+void limits_client_init(client_t *c);
+/* Charges one line to c, pausing it when its bucket runs dry. */
+void limits_line(client_t *c);
+void limits_unregistered(client_t *c);
+void limits_registered(client_t *c);
+/* c is closed: off every list, address uncounted. */
+void limits_forget(client_t *c);
 
 /* relay.c: piping file bytes when the owner cannot accept connections. */
 void relay_init(server_t *srv);

@@ -38,6 +38,7 @@ void server_config_init(server_config_t *cfg) {
 
 static void on_reaper(uv_timer_t *t);
 static void on_client_closed(chat_stream_t *s);
+static void leave_chat(client_t *c);
 
 /* Marks c for closing from the loop; safe in the middle of a fan-out. */
 static void client_doom(client_t *c, const char *reason) {
@@ -212,6 +213,7 @@ static void on_client_closed(chat_stream_t *s) {
   client_t *c = (client_t *)s;
   server_t *srv = c->srv;
 
+  leave_chat(c); /* a client ended gracefully never went through close */
   client_unlink(c);
   limits_forget(c);
   relay_leg_closed(c);
@@ -243,6 +245,16 @@ static void client_unlink(client_t *c) {
   srv->nclients--;
 }
 
+/* Takes c out of the hub and out of pending transfers; idempotent, so the
+ * close callback can make sure of it whichever way c was closed. */
+static void leave_chat(client_t *c) {
+  if (!c->registered)
+    return;
+  c->registered = 0;
+  xfer_forget(c);
+  hub_leave(c->srv->hub, &c->member);
+}
+
 /* Removes c from the chat and closes its connection now. */
 void client_close(client_t *c, const char *reason) {
   server_t *srv = c->srv;
@@ -253,8 +265,7 @@ void client_close(client_t *c, const char *reason) {
   if (c->registered) {
     log_msg("#%llu %s disconnected: %s", (unsigned long long)c->id, c->name,
             reason);
-    xfer_forget(c);
-    hub_leave(srv->hub, &c->member);
+    leave_chat(c);
     if (!srv->stopping)
       broadcast(srv, c, chat_format_notice("%s left", c->name));
   } else if (!c->is_leg) {

@@ -46,6 +46,7 @@ struct fetch_s {
   unsigned quiet : 1;    /* failing because we exit: print nothing */
   unsigned relayed : 1;  /* connected (or connecting) through the server */
   unsigned relay_next : 1; /* relay once the cancelled direct attempt closed */
+  unsigned stream_open : 1; /* stream is connecting or connected */
   uint64_t size, got;    /* announced size, file bytes received */
   uint64_t written;      /* bytes written to the temporary file */
   uint64_t deadline;     /* uv_now() by which something must happen */
@@ -124,6 +125,7 @@ static void start_relay(fetch_t *f);
 static void on_stream_closed(chat_stream_t *st) {
   fetch_t *f = (fetch_t *)st;
 
+  f->stream_open = 0;
   if (f->relay_next && f->state == ST_CONNECTING) {
     f->relay_next = 0;
     f->refs--;
@@ -134,7 +136,7 @@ static void on_stream_closed(chat_stream_t *st) {
 }
 
 static void close_stream(fetch_t *f) {
-  if (f->state >= ST_CONNECTING && !chat_stream_is_closing(&f->stream))
+  if (f->stream_open && !chat_stream_is_closing(&f->stream))
     chat_stream_close(&f->stream, on_stream_closed);
 }
 
@@ -469,6 +471,7 @@ static void on_owner_connected(chat_stream_t *st, int status) {
     if (status == UV_ECANCELED)
       return; /* we closed it; the close callback follows */
     f->refs--; /* the connector closed the stream: no callback comes */
+    f->stream_open = 0;
     if (!f->relayed && f->c->cfg.transfer == XFER_AUTO &&
         f->state == ST_CONNECTING) {
       fall_back(f, chat_strerror(status));
@@ -550,10 +553,10 @@ static void connect_to(fetch_t *f, const char *host, int port,
   if (rc != 0) {
     snprintf(why, sizeof(why), "cannot connect to %s: %s", host,
              chat_strerror(rc));
-    f->state = ST_ASKED; /* no stream to close */
     fetch_fail(f, why);
     return;
   }
+  f->stream_open = 1;
   f->refs++; /* the stream, until its close (or failed connect) */
 }
 

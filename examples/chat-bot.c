@@ -52,8 +52,7 @@ static void on_line(chat_stream_t *s, const char *line, size_t len) {
     reply(bot, "pong");
   } else if (l.text_len == 5 && memcmp(l.text, "!time", 5) == 0) {
     now = time(NULL);
-    strftime(text, sizeof(text), "it is %Y-%m-%d %H:%M:%S UTC",
-             gmtime(&now));
+    strftime(text, sizeof(text), "it is %Y-%m-%d %H:%M:%S UTC", gmtime(&now));
     reply(bot, text);
   }
 }

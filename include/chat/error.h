@@ -10,21 +10,21 @@
 
 #define CHAT__ERRNO_BASE (-30000)
 
-#define CHAT_ERRNO_MAP(XX)                                                   \
-  XX(ELINE, -1, "line too long")                                             \
-  XX(ENAME, -2, "invalid name: use 1-32 characters from A-Z a-z 0-9 _ . -")  \
-  XX(ETAKEN, -3, "name already in use")                                      \
-  XX(ETEXT, -4, "text holds control characters or invalid UTF-8")            \
-  XX(ESENDQ, -5, "send queue over its limit (slow consumer)")                \
-  XX(ECLOSED, -6, "stream is closing")                                       \
-  XX(EEMPTY, -7, "empty message")                                            \
-  XX(EARG, -8, "invalid argument")                                           \
-  XX(EPROTO, -9, "protocol error")                                           \
-  XX(EFILENAME, -10, "invalid file name")                                    \
-  XX(EREFUSED, -11, "refused by the peer")                                   \
-  XX(ESIZE, -12, "size mismatch")                                            \
-  XX(EDIGEST, -13, "SHA-256 digest mismatch")                                \
-  XX(ESTALL, -14, "transfer stalled")                                        \
+#define CHAT_ERRNO_MAP(XX)                                                     \
+  XX(ELINE, -1, "line too long")                                               \
+  XX(ENAME, -2, "invalid name: use 1-32 characters from A-Z a-z 0-9 _ . -")    \
+  XX(ETAKEN, -3, "name already in use")                                        \
+  XX(ETEXT, -4, "text holds control characters or invalid UTF-8")              \
+  XX(ESENDQ, -5, "send queue over its limit (slow consumer)")                  \
+  XX(ECLOSED, -6, "stream is closing")                                         \
+  XX(EEMPTY, -7, "empty message")                                              \
+  XX(EARG, -8, "invalid argument")                                             \
+  XX(EPROTO, -9, "protocol error")                                             \
+  XX(EFILENAME, -10, "invalid file name")                                      \
+  XX(EREFUSED, -11, "refused by the peer")                                     \
+  XX(ESIZE, -12, "size mismatch")                                              \
+  XX(EDIGEST, -13, "SHA-256 digest mismatch")                                  \
+  XX(ESTALL, -14, "transfer stalled")                                          \
   XX(ETIMEDOUT, -15, "timed out")
 
 enum chat_errno {

@@ -14,8 +14,8 @@ typedef void (*chat_connect_cb)(chat_stream_t *s, int status);
  * address that accepts, trying each in turn. The stream is initialised by
  * this call with max_line. Returns 0 (cb will run) or an error (cb will not
  * run). */
-int chat_connect(uv_loop_t *loop, chat_stream_t *s, const char *host,
-                 int port, size_t max_line, chat_connect_cb cb);
+int chat_connect(uv_loop_t *loop, chat_stream_t *s, const char *host, int port,
+                 size_t max_line, chat_connect_cb cb);
 
 typedef struct chat_listener_s {
   /* public */
@@ -40,8 +40,7 @@ int chat_listen(uv_loop_t *loop, chat_listener_t *l, int port, int backlog,
                 uv_connection_cb on_connection);
 
 /* Closes the listening sockets; cb runs when all are closed. */
-void chat_listener_close(chat_listener_t *l,
-                         void (*cb)(chat_listener_t *l));
+void chat_listener_close(chat_listener_t *l, void (*cb)(chat_listener_t *l));
 
 /* Formats the peer address of a TCP handle as "1.2.3.4:5" or "[::1]:5". */
 int chat_peer_name(const uv_tcp_t *tcp, char *out, size_t cap);

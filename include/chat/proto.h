@@ -22,12 +22,12 @@
 #endif
 
 #define CHAT_PROTO_VERSION 1
-#define CHAT_NAME_MAX 32            /* longest user name, in bytes */
-#define CHAT_MAX_LINE_DEFAULT 8192  /* longest line a server accepts */
-#define CHAT_CONTROL_CHAR '\001'    /* first byte of every control line */
+#define CHAT_NAME_MAX 32           /* longest user name, in bytes */
+#define CHAT_MAX_LINE_DEFAULT 8192 /* longest line a server accepts */
+#define CHAT_CONTROL_CHAR '\001'   /* first byte of every control line */
 
 /* Worst-case output size of chat_sanitize() for len input bytes. */
-#define CHAT_SANITIZE_MAX(len) ((len) * 4 + 1)
+#define CHAT_SANITIZE_MAX(len) ((len)*4 + 1)
 
 /* 0 when name is 1-CHAT_NAME_MAX characters from [A-Za-z0-9_.-], else
  * CHAT_ENAME. */
@@ -76,8 +76,7 @@ chat_buf_t *chat_format_chat(const char *name, size_t name_len,
                              const char *text, size_t text_len);
 
 /* "* <text>\n", printf-style. */
-chat_buf_t *chat_format_notice(const char *fmt, ...)
-    CHAT_PRINTF(1, 2);
+chat_buf_t *chat_format_notice(const char *fmt, ...) CHAT_PRINTF(1, 2);
 
 /* "! <code> <text>\n", printf-style. */
 chat_buf_t *chat_format_error(const char *code, const char *fmt, ...)

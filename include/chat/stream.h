@@ -66,8 +66,8 @@ struct chat_stream_s {
   void *data; /* owner's pointer, untouched by libchat */
   /* read-only */
   chat_stream_kind kind;
-  size_t queued;    /* bytes accepted for writing and not yet written */
-  size_t max_queue; /* budget for queued, 0 = unlimited */
+  size_t queued;      /* bytes accepted for writing and not yet written */
+  size_t max_queue;   /* budget for queued, 0 = unlimited */
   uint64_t bytes_in;  /* bytes read so far */
   uint64_t bytes_out; /* bytes written so far */
   /* private */
@@ -88,15 +88,15 @@ struct chat_stream_s {
   chat_drain_cb on_drain;
   uv_write_t write_req;
   uv_shutdown_t shutdown_req;
-  chat_buf_t **q;     /* ring of queued buffers */
-  uint32_t q_head;    /* index of the oldest queued buffer */
-  uint32_t q_len;     /* buffers in the ring */
-  uint32_t q_cap;     /* ring size, a power of two */
-  uint32_t inflight;  /* buffers at the ring head owned by a pending write */
-  size_t q_off;       /* bytes of the head buffer already written */
-  char *held;         /* bytes read but not yet framed (paused mid-chunk) */
+  chat_buf_t **q;    /* ring of queued buffers */
+  uint32_t q_head;   /* index of the oldest queued buffer */
+  uint32_t q_len;    /* buffers in the ring */
+  uint32_t q_cap;    /* ring size, a power of two */
+  uint32_t inflight; /* buffers at the ring head owned by a pending write */
+  size_t q_off;      /* bytes of the head buffer already written */
+  char *held;        /* bytes read but not yet framed (paused mid-chunk) */
   size_t held_len;
-  int held_status;    /* EOF or error seen while bytes were held, or 0 */
+  int held_status; /* EOF or error seen while bytes were held, or 0 */
   unsigned flags;
 };
 
@@ -108,8 +108,8 @@ int chat_stream_init_tcp(uv_loop_t *loop, chat_stream_t *s, size_t max_line);
  * stream, a pipe or socket a PIPE stream, a regular file or anything else a
  * FILE stream (read and written with uv_fs_*). On failure nothing needs
  * closing. */
-int chat_stream_open_fd(uv_loop_t *loop, chat_stream_t *s, int fd,
-                        int readable, size_t max_line);
+int chat_stream_open_fd(uv_loop_t *loop, chat_stream_t *s, int fd, int readable,
+                        size_t max_line);
 
 /* The underlying libuv stream (NULL for a FILE stream). */
 uv_stream_t *chat_stream_uv(chat_stream_t *s);

@@ -22,7 +22,7 @@ struct input_line_s {
 #define LINE_TOO_LONG ((size_t)-1)
 #define OUT_POLL_MS 20
 
-#define client_of(s, field)                                                  \
+#define client_of(s, field)                                                    \
   ((client_t *)((char *)(s)-offsetof(client_t, field)))
 
 static void client_exit(client_t *c, int code);
@@ -43,7 +43,9 @@ static void out(client_t *c, const char *s, size_t len) {
   }
 }
 
-static void outs(client_t *c, const char *s) { out(c, s, strlen(s)); }
+static void outs(client_t *c, const char *s) {
+  out(c, s, strlen(s));
+}
 
 void client_printf(client_t *c, const char *fmt, ...) {
   char line[2048];
@@ -276,8 +278,8 @@ static int is_welcome(const chat_line_t *l) {
          memcmp(l->text, "welcome ", 8) == 0;
 }
 
-static void on_name_answer(client_t *c, const chat_line_t *l,
-                           const char *line, size_t len) {
+static void on_name_answer(client_t *c, const chat_line_t *l, const char *line,
+                           size_t len) {
   if (is_welcome(l)) {
     char fp[32];
     int n = snprintf(fp, sizeof(fp), "%cFILEPORT %d", CHAT_CONTROL_CHAR,

@@ -10,17 +10,18 @@
 #define CLIENT_SERVER_MAX_LINE (1024 * 1024) /* longest line from a server */
 #define CLIENT_INPUT_MAX_LINE (64 * 1024)    /* longest line typed */
 #define CLIENT_INPUT_QUEUE_MAX (256 * 1024)  /* typed-ahead bytes kept */
-#define CLIENT_STDOUT_MAX (1024 * 1024) /* unwritten output before we stop
-                                           reading from the server */
-#define CLIENT_EXIT_GRACE_MS 2000       /* bound on flushing at exit */
-#define CLIENT_DEFAULT_MAX_TRANSFERS 8  /* each way, at once */
-#define CLIENT_DEFAULT_STALL_S 30       /* a transfer moving nothing fails */
-#define CLIENT_OFFER_TTL_MS 60000       /* a SERVE token's lifetime */
-#define CLIENT_HEADER_WAIT_MS 10000     /* for a file connection's header */
-#define CLIENT_CHUNK (256 * 1024)       /* file bytes per read or write */
-#define CLIENT_TICK_MS 500              /* transfer deadline checks */
+#define CLIENT_STDOUT_MAX                                                      \
+  (1024 * 1024)                        /* unwritten output before we stop      \
+                                          reading from the server */
+#define CLIENT_EXIT_GRACE_MS 2000      /* bound on flushing at exit */
+#define CLIENT_DEFAULT_MAX_TRANSFERS 8 /* each way, at once */
+#define CLIENT_DEFAULT_STALL_S 30      /* a transfer moving nothing fails */
+#define CLIENT_OFFER_TTL_MS 60000      /* a SERVE token's lifetime */
+#define CLIENT_HEADER_WAIT_MS 10000    /* for a file connection's header */
+#define CLIENT_CHUNK (256 * 1024)      /* file bytes per read or write */
+#define CLIENT_TICK_MS 500             /* transfer deadline checks */
 
-#define CLIENT_DEFAULT_CONNECT_S 3      /* direct connect before relaying */
+#define CLIENT_DEFAULT_CONNECT_S 3 /* direct connect before relaying */
 
 typedef enum {
   XFER_AUTO,   /* direct, falling back to the server's relay */
@@ -29,11 +30,11 @@ typedef enum {
 } xfer_mode;
 
 typedef struct {
-  const char *host;      /* chat server host name or address */
-  int port;              /* chat server port */
-  int file_port;         /* -l: port we serve files on, 0 = none */
-  const char *share;     /* directory we serve files from */
-  const char *downloads; /* directory received files land in */
+  const char *host;       /* chat server host name or address */
+  int port;               /* chat server port */
+  int file_port;          /* -l: port we serve files on, 0 = none */
+  const char *share;      /* directory we serve files from */
+  const char *downloads;  /* directory received files land in */
   unsigned max_transfers; /* concurrent transfers each way */
   unsigned stall_s;       /* seconds without progress before failing */
   unsigned connect_s;     /* seconds a direct connect may take */
@@ -51,27 +52,27 @@ typedef struct {
   client_config_t cfg;
   int exit_code;
   /* private */
-  chat_stream_t in;     /* standard input */
-  chat_stream_t out;    /* standard output */
-  chat_stream_t server; /* the chat connection */
-  uv_timer_t timer;     /* stdout back-pressure polls, exit grace */
-  uv_timer_t tick;      /* transfer deadlines */
-  chat_listener_t files; /* the -l port */
-  int serving;           /* files is listening */
+  chat_stream_t in;       /* standard input */
+  chat_stream_t out;      /* standard output */
+  chat_stream_t server;   /* the chat connection */
+  uv_timer_t timer;       /* stdout back-pressure polls, exit grace */
+  uv_timer_t tick;        /* transfer deadlines */
+  chat_listener_t files;  /* the -l port */
+  int serving;            /* files is listening */
   const char *share_real; /* share, symbolic links resolved */
-  offer_t *offers;       /* SERVE tokens we hold (owner side) */
-  sender_t *senders;     /* files we are sending */
-  fetch_t *fetches;      /* files we are receiving */
+  offer_t *offers;        /* SERVE tokens we hold (owner side) */
+  sender_t *senders;      /* files we are sending */
+  fetch_t *fetches;       /* files we are receiving */
   unsigned noffers, nsenders, nfetches;
   unsigned next_fetch_id;
   menu_t menu;
-  char name[CHAT_NAME_MAX + 1]; /* ours, once the server accepted it */
+  char name[CHAT_NAME_MAX + 1];          /* ours, once the server accepted it */
   input_line_t *queue_head, *queue_tail; /* lines typed ahead */
   size_t queued_bytes;
   int interactive; /* stdin is a terminal */
   int connected;
-  int waiting;     /* input held until the server answers our name */
-  int input_eof;   /* stdin has ended */
+  int waiting;   /* input held until the server answers our name */
+  int input_eof; /* stdin has ended */
   int exiting;
   int open_streams; /* streams not yet closed */
 } client_t;

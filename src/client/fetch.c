@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "client.h"
+#include "list.h"
 #include "sha256.h"
 
 #define FETCH_BUF (CLIENT_CHUNK + CHAT_STREAM_READ_MAX) /* a chunk + a read */
@@ -36,50 +37,31 @@ struct fetch_s {
   chat_stream_t stream; /* first member: the connection to the owner */
   fetch_t *next, *prev;
   client_t *c;
-  uv_fs_t req;      /* the one fs request in flight, if busy */
-  uv_file fd;       /* the temporary file, or -1 */
-  unsigned id;      /* our number for GET */
+  uv_fs_t req; /* the one fs request in flight, if busy */
+  uv_file fd;  /* the temporary file, or -1 */
+  unsigned id; /* our number for GET */
   int state;
-  int refs;         /* 1 for the fetch itself, 1 while the stream is open */
-  unsigned busy : 1;     /* req is in flight */
-  unsigned stopped : 1;  /* reading paused for the disk */
-  unsigned quiet : 1;    /* failing because we exit: print nothing */
-  unsigned relayed : 1;  /* connected (or connecting) through the server */
-  unsigned relay_next : 1; /* relay once the cancelled direct attempt closed */
+  int refs;             /* 1 for the fetch itself, 1 while the stream is open */
+  unsigned busy : 1;    /* req is in flight */
+  unsigned stopped : 1; /* reading paused for the disk */
+  unsigned quiet : 1;   /* failing because we exit: print nothing */
+  unsigned relayed : 1; /* connected (or connecting) through the server */
+  unsigned relay_next : 1;  /* relay once the cancelled direct attempt closed */
   unsigned stream_open : 1; /* stream is connecting or connected */
-  uint64_t size, got;    /* announced size, file bytes received */
-  uint64_t written;      /* bytes written to the temporary file */
-  uint64_t deadline;     /* uv_now() by which something must happen */
+  uint64_t size, got;       /* announced size, file bytes received */
+  uint64_t written;         /* bytes written to the temporary file */
+  uint64_t deadline;        /* uv_now() by which something must happen */
   sha256_t *sha;
-  char *rbuf, *wbuf;     /* filling, and being written */
+  char *rbuf, *wbuf; /* filling, and being written */
   size_t rlen, wlen, woff;
   unsigned char trailer[CHAT_DIGEST_BYTES];
   size_t trailer_got;
   char token[CHAT_TOKEN_LEN + 1];
-  char *tmp;   /* temporary path, once created */
-  char *dest;  /* final path */
+  char *tmp;  /* temporary path, once created */
+  char *dest; /* final path */
   char owner[CHAT_NAME_MAX + 1];
   char file[]; /* the name asked for */
 };
-
-#define LIST_ADD(head, x)                                                    \
-  do {                                                                       \
-    (x)->prev = NULL;                                                        \
-    (x)->next = (head);                                                      \
-    if ((head) != NULL)                                                      \
-      (head)->prev = (x);                                                    \
-    (head) = (x);                                                            \
-  } while (0)
-
-#define LIST_DEL(head, x)                                                    \
-  do {                                                                       \
-    if ((x)->prev != NULL)                                                   \
-      (x)->prev->next = (x)->next;                                           \
-    else                                                                     \
-      (head) = (x)->next;                                                    \
-    if ((x)->next != NULL)                                                   \
-      (x)->next->prev = (x)->prev;                                           \
-  } while (0)
 
 static void cleanup_step(fetch_t *f);
 static void pump(fetch_t *f);
@@ -112,12 +94,11 @@ static void print_outcome(fetch_t *f, const char *reason) {
   chat_sanitize(f->file, strlen(f->file), name, sizeof(name));
   chat_sanitize(f->owner, strlen(f->owner), owner, sizeof(owner));
   if (reason == NULL)
-    client_printf(f->c,
-                  "received %s (%llu bytes) from %s, SHA-256 verified", name,
-                  (unsigned long long)f->size, owner);
+    client_printf(f->c, "received %s (%llu bytes) from %s, SHA-256 verified",
+                  name, (unsigned long long)f->size, owner);
   else
-    client_printf(f->c, "file transfer of %s from %s failed: %s", name,
-                  owner, reason);
+    client_printf(f->c, "file transfer of %s from %s failed: %s", name, owner,
+                  reason);
 }
 
 static void start_relay(fetch_t *f);
@@ -218,8 +199,8 @@ static void on_final_close(uv_fs_t *req) {
     cleanup_step(f);
   } else if (rc < 0) {
     fetch_fail(f, chat_strerror(rc));
-  } else if (uv_fs_rename(f->c->loop, &f->req, f->tmp, f->dest,
-                          on_renamed) == 0) {
+  } else if (uv_fs_rename(f->c->loop, &f->req, f->tmp, f->dest, on_renamed) ==
+             0) {
     f->busy = 1;
   } else {
     fetch_fail(f, "cannot rename the temporary file");
@@ -349,8 +330,7 @@ static void pump(fetch_t *f) {
     f->stopped = 0;
     chat_stream_read_start(&f->stream, on_fetch_line, on_fetch_event);
   }
-  if (!f->busy && f->got == f->size &&
-      f->trailer_got == CHAT_DIGEST_BYTES)
+  if (!f->busy && f->got == f->size && f->trailer_got == CHAT_DIGEST_BYTES)
     finish(f);
 }
 
@@ -458,8 +438,10 @@ static void fall_back(fetch_t *f, const char *why) {
   char owner[CHAT_SANITIZE_MAX(CHAT_NAME_MAX)];
 
   chat_sanitize(f->owner, strlen(f->owner), owner, sizeof(owner));
-  client_printf(f->c, "direct connection to %s failed (%s); relaying through "
-                      "the server", owner, why);
+  client_printf(f->c,
+                "direct connection to %s failed (%s); relaying through "
+                "the server",
+                owner, why);
 }
 
 static void on_owner_connected(chat_stream_t *st, int status) {
@@ -469,7 +451,7 @@ static void on_owner_connected(chat_stream_t *st, int status) {
 
   if (status != 0) {
     if (status == UV_ECANCELED)
-      return; /* we closed it; the close callback follows */
+      return;  /* we closed it; the close callback follows */
     f->refs--; /* the connector closed the stream: no callback comes */
     f->stream_open = 0;
     if (!f->relayed && f->c->cfg.transfer == XFER_AUTO &&
@@ -482,8 +464,9 @@ static void on_owner_connected(chat_stream_t *st, int status) {
              f->relayed ? "connection to the server's relay"
                         : "connection to the owner",
              chat_strerror(status),
-             f->c->cfg.transfer == XFER_DIRECT ? " (--transfer=direct: no relay)"
-                                               : "");
+             f->c->cfg.transfer == XFER_DIRECT
+                 ? " (--transfer=direct: no relay)"
+                 : "");
     fetch_fail(f, why);
     return;
   }
@@ -498,8 +481,8 @@ static void on_owner_connected(chat_stream_t *st, int status) {
   if (f->relayed)
     n = snprintf(why, sizeof(why), "%cRELAY %s fetch\n", CHAT_CONTROL_CHAR,
                  f->token);
-  n += snprintf(why + n, sizeof(why) - (size_t)n, "%s %d %s\n",
-                CHAT_XFER_MAGIC, CHAT_XFER_VERSION, f->token);
+  n += snprintf(why + n, sizeof(why) - (size_t)n, "%s %d %s\n", CHAT_XFER_MAGIC,
+                CHAT_XFER_VERSION, f->token);
   chat_stream_write_copy(&f->stream, why, (size_t)n);
   chat_stream_read_start(&f->stream, on_fetch_line, on_fetch_event);
 }
@@ -579,14 +562,16 @@ static void start_transfer(fetch_t *f, const char *host, int port,
                   "rules out the relay");
   } else if (port == 0) {
     chat_sanitize(f->owner, strlen(f->owner), owner, sizeof(owner));
-    client_printf(f->c, "%s accepts no connections; relaying through the "
-                        "server", owner);
+    client_printf(f->c,
+                  "%s accepts no connections; relaying through the "
+                  "server",
+                  owner);
     start_relay(f);
   } else if (mode == XFER_RELAY) {
     start_relay(f);
   } else {
-    connect_to(f, host, port, mode == XFER_AUTO ? f->c->cfg.connect_s
-                                                : f->c->cfg.stall_s);
+    connect_to(f, host, port,
+               mode == XFER_AUTO ? f->c->cfg.connect_s : f->c->cfg.stall_s);
   }
 }
 
@@ -682,8 +667,7 @@ void fetch_request(client_t *c, const char *owner, size_t owner_len,
   f->state = ST_OPENING;
   memcpy(f->file, file, file_len);
   snprintf(f->owner, sizeof(f->owner), "%.*s",
-           (int)(owner_len < CHAT_NAME_MAX ? owner_len : CHAT_NAME_MAX),
-           owner);
+           (int)(owner_len < CHAT_NAME_MAX ? owner_len : CHAT_NAME_MAX), owner);
   LIST_ADD(c->fetches, f);
   c->nfetches++;
   if (why != NULL) {

@@ -125,8 +125,8 @@ static int parse_args(int argc, char **argv, client_config_t *cfg) {
       if (v == NULL || *v == '\0')
         return usage_error("%s", "--downloads needs a directory");
       cfg->downloads = v;
-    } else if (take_value(argc, argv, &i, "--max-transfers",
-                          "--max-transfers", &v)) {
+    } else if (take_value(argc, argv, &i, "--max-transfers", "--max-transfers",
+                          &v)) {
       if (parse_port(v, 1, &n) != 0 || n > 1000)
         return usage_error("%s", "--max-transfers takes 1-1000");
       cfg->max_transfers = (unsigned)n;

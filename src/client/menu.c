@@ -3,7 +3,9 @@
 
 #include <string.h>
 
-static int is_blank(char c) { return c == ' ' || c == '\t'; }
+static int is_blank(char c) {
+  return c == ' ' || c == '\t';
+}
 
 int menu_option(const char *line, size_t len) {
   size_t i = 0;

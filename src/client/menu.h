@@ -9,10 +9,10 @@
 #include <stddef.h>
 
 /* The exact texts of the assignment's client interface. */
-#define MENU_TEXT                                                            \
-  "Enter an option ('m', 'f', 'x'):\n"                                       \
-  "  (M)essage (send)\n"                                                     \
-  "  (F)ile (request)\n"                                                     \
+#define MENU_TEXT                                                              \
+  "Enter an option ('m', 'f', 'x'):\n"                                         \
+  "  (M)essage (send)\n"                                                       \
+  "  (F)ile (request)\n"                                                       \
   "  e(x)it\n"
 #define MENU_PROMPT_NAME "What is your name?\n"
 #define MENU_PROMPT_MESSAGE "Enter your message:\n"
@@ -23,13 +23,13 @@
 #define MENU_FIELD_MAX 255 /* longest owner name kept between questions */
 
 typedef enum {
-  MENU_NAME,       /* waiting for the user name */
-  MENU_REGISTERING,/* name sent, waiting for the server's verdict */
-  MENU_CHOOSE,     /* waiting for an option letter */
-  MENU_MESSAGE,    /* waiting for the message text */
-  MENU_FILE_OWNER, /* waiting for the owner's name */
-  MENU_FILE_NAME,  /* waiting for the file name */
-  MENU_DONE        /* exit chosen; no more input is taken */
+  MENU_NAME,        /* waiting for the user name */
+  MENU_REGISTERING, /* name sent, waiting for the server's verdict */
+  MENU_CHOOSE,      /* waiting for an option letter */
+  MENU_MESSAGE,     /* waiting for the message text */
+  MENU_FILE_OWNER,  /* waiting for the owner's name */
+  MENU_FILE_NAME,   /* waiting for the file name */
+  MENU_DONE         /* exit chosen; no more input is taken */
 } menu_state;
 
 typedef enum {

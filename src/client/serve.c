@@ -18,15 +18,16 @@
 #include <sys/stat.h>
 
 #include "client.h"
+#include "list.h"
 #include "sha256.h"
 
 struct offer_s {
   offer_t *next, *prev; /* c->offers, while listed */
   client_t *c;
-  uv_fs_t req;        /* the fs request in flight, if busy */
-  uv_file fd;         /* the open file, or -1 */
-  uint64_t size;      /* bytes to send */
-  uint64_t expires;   /* uv_now() after which the token is void */
+  uv_fs_t req;      /* the fs request in flight, if busy */
+  uv_file fd;       /* the open file, or -1 */
+  uint64_t size;    /* bytes to send */
+  uint64_t expires; /* uv_now() after which the token is void */
   unsigned listed : 1;
   unsigned busy : 1;  /* req is in flight */
   unsigned dead : 1;  /* to be freed once req completes */
@@ -40,36 +41,16 @@ struct sender_s {
   chat_stream_t stream; /* first member: the connection from the requester */
   sender_t *next, *prev;
   client_t *c;
-  offer_t *offer;   /* the offer its token claimed, or NULL */
-  uv_fs_t req;      /* the read in flight */
+  offer_t *offer; /* the offer its token claimed, or NULL */
+  uv_fs_t req;    /* the read in flight */
   chat_buf_t *chunk;
   sha256_t *sha;
-  uint64_t offset;  /* bytes read from the file so far */
+  uint64_t offset;   /* bytes read from the file so far */
   uint64_t deadline; /* uv_now() by which something must happen */
-  int refs;         /* the stream, plus a read in flight */
+  int refs;          /* the stream, plus a read in flight */
   unsigned done : 1;
   char relay_token[CHAT_TOKEN_LEN + 1]; /* outgoing relay leg: its token */
 };
-
-#define LIST_ADD(head, x)                                                    \
-  do {                                                                       \
-    (x)->prev = NULL;                                                        \
-    (x)->next = (head);                                                      \
-    if ((head) != NULL)                                                      \
-      (head)->prev = (x);                                                    \
-    (head) = (x);                                                            \
-  } while (0)
-
-#define LIST_DEL(head, x)                                                    \
-  do {                                                                       \
-    if ((x)->prev != NULL)                                                   \
-      (x)->prev->next = (x)->next;                                           \
-    else                                                                     \
-      (head) = (x)->next;                                                    \
-    if ((x)->next != NULL)                                                   \
-      (x)->next->prev = (x)->prev;                                           \
-    (x)->next = (x)->prev = NULL;                                            \
-  } while (0)
 
 static void offer_destroy(offer_t *o);
 
@@ -193,8 +174,8 @@ static int inside_share(const char *share, const char *path) {
 
   if (n == 1)
     n = 0; /* the share is "/" */
-  return strncmp(path, share, n) == 0 && path[n] == '/' && path[n + 1] != '\0' &&
-         strchr(path + n + 1, '/') == NULL;
+  return strncmp(path, share, n) == 0 && path[n] == '/' &&
+         path[n + 1] != '\0' && strchr(path + n + 1, '/') == NULL;
 }
 
 static void on_offer_realpath(uv_fs_t *req) {
@@ -382,8 +363,8 @@ static void next_chunk(sender_t *s) {
   }
   b = uv_buf_init(s->chunk->data, (unsigned)n);
   s->req.data = s;
-  rc = uv_fs_read(s->c->loop, &s->req, s->offer->fd, &b, 1,
-                  (int64_t)s->offset, on_chunk_read);
+  rc = uv_fs_read(s->c->loop, &s->req, s->offer->fd, &b, 1, (int64_t)s->offset,
+                  on_chunk_read);
   if (rc != 0) {
     sender_abort(s, chat_strerror(rc));
     return;
@@ -444,8 +425,9 @@ static void on_sender_line(chat_stream_t *st, const char *line, size_t len) {
     sender_abort(s, "out of memory");
     return;
   }
-  chat_sanitize(s->offer->file, strlen(s->offer->file) < 64 ? strlen(s->offer->file) : 64,
-                name, sizeof(name));
+  chat_sanitize(s->offer->file,
+                strlen(s->offer->file) < 64 ? strlen(s->offer->file) : 64, name,
+                sizeof(name));
   client_printf(s->c, "sending %s to %s", name, s->offer->requester);
   n = snprintf(hdr, sizeof(hdr), "OK %llu\n",
                (unsigned long long)s->offer->size);
@@ -474,8 +456,8 @@ static void on_file_connection(uv_stream_t *ls, int status) {
   if (status < 0)
     return;
   s = calloc(1, sizeof(*s));
-  if (s == NULL || chat_stream_init_tcp(c->loop, &s->stream,
-                                        CHAT_XFER_HEADER_MAX) != 0) {
+  if (s == NULL ||
+      chat_stream_init_tcp(c->loop, &s->stream, CHAT_XFER_HEADER_MAX) != 0) {
     free(s);
     return;
   }
@@ -499,7 +481,8 @@ static void on_file_connection(uv_stream_t *ls, int status) {
   chat_stream_read_start(&s->stream, on_sender_line, on_sender_event);
 }
 
-/* ---- relayed: we connect out to the server --------------------------------- */
+/* ---- relayed: we connect out to the server ---------------------------------
+ */
 
 static void on_relay_connected(chat_stream_t *st, int status) {
   sender_t *s = (sender_t *)st;
@@ -587,8 +570,9 @@ void serve_tick(client_t *c, uint64_t now) {
   for (s = c->senders; s != NULL; s = snext) {
     snext = s->next;
     if (!s->done && now > s->deadline)
-      sender_abort(s, s->offer != NULL ? "stalled: the requester stopped reading"
-                                       : NULL);
+      sender_abort(s, s->offer != NULL
+                          ? "stalled: the requester stopped reading"
+                          : NULL);
   }
 }
 

@@ -27,4 +27,6 @@ void sha256_final(sha256_t *h, unsigned char out[SHA256_BYTES]) {
   EVP_DigestFinal_ex((EVP_MD_CTX *)h, out, &n);
 }
 
-void sha256_free(sha256_t *h) { EVP_MD_CTX_free((EVP_MD_CTX *)h); }
+void sha256_free(sha256_t *h) {
+  EVP_MD_CTX_free((EVP_MD_CTX *)h);
+}

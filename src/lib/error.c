@@ -5,8 +5,8 @@
 
 const char *chat_strerror(int err) {
   switch (err) {
-#define XX(name, off, msg)                                                   \
-  case CHAT_##name:                                                          \
+#define XX(name, off, msg)                                                     \
+  case CHAT_##name:                                                            \
     return msg;
     CHAT_ERRNO_MAP(XX)
 #undef XX
@@ -20,8 +20,8 @@ const char *chat_strerror(int err) {
 
 const char *chat_err_name(int err) {
   switch (err) {
-#define XX(name, off, msg)                                                   \
-  case CHAT_##name:                                                          \
+#define XX(name, off, msg)                                                     \
+  case CHAT_##name:                                                            \
     return "CHAT_" #name;
     CHAT_ERRNO_MAP(XX)
 #undef XX
@@ -33,4 +33,6 @@ const char *chat_err_name(int err) {
   return "UNKNOWN";
 }
 
-const char *chat_version(void) { return CHAT_VERSION_STRING; }
+const char *chat_version(void) {
+  return CHAT_VERSION_STRING;
+}

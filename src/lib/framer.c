@@ -24,7 +24,9 @@ void chat_framer_free(chat_framer_t *f) {
   f->discarding = 0;
 }
 
-size_t chat_framer_pending(const chat_framer_t *f) { return f->len; }
+size_t chat_framer_pending(const chat_framer_t *f) {
+  return f->len;
+}
 
 /* Appends n bytes to the partial line; the caller checked the limit. */
 static int append(chat_framer_t *f, const char *data, size_t n) {

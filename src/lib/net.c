@@ -119,8 +119,8 @@ static void on_resolved(uv_getaddrinfo_t *req, int status,
   try_next(c);
 }
 
-int chat_connect(uv_loop_t *loop, chat_stream_t *s, const char *host,
-                 int port, size_t max_line, chat_connect_cb cb) {
+int chat_connect(uv_loop_t *loop, chat_stream_t *s, const char *host, int port,
+                 size_t max_line, chat_connect_cb cb) {
   struct addrinfo hints;
   char service[16];
   connector_t *c;

@@ -200,8 +200,8 @@ chat_buf_t *chat_buf_vprintf(const char *fmt, va_list ap) {
 }
 
 /* prefix + formatted text + "\n" in one buffer. */
-static chat_buf_t *format_line(const char *prefix, const char *fmt,
-                               va_list ap) CHAT_PRINTF(2, 0);
+static chat_buf_t *format_line(const char *prefix, const char *fmt, va_list ap)
+    CHAT_PRINTF(2, 0);
 static chat_buf_t *format_line(const char *prefix, const char *fmt,
                                va_list ap) {
   va_list ap2;

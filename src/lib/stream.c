@@ -14,7 +14,7 @@
 #include <string.h>
 
 #define STREAM_READ_SIZE CHAT_STREAM_READ_MAX /* the loop-wide buffer */
-#define STREAM_WRITE_BATCH 16        /* buffers handed to one write */
+#define STREAM_WRITE_BATCH 16                 /* buffers handed to one write */
 #define STREAM_RING_MIN 4
 
 enum {
@@ -36,9 +36,9 @@ enum {
  * into the loop-wide one. */
 struct chat__file_io_s {
   uv_file fd;
-  uv_fs_t rreq;       /* the read in flight, if reading_now */
-  uv_fs_t wreq;       /* the write in flight, if inflight > 0 */
-  uv_timer_t closer;  /* closed to deliver the stream's close callback */
+  uv_fs_t rreq;      /* the read in flight, if reading_now */
+  uv_fs_t wreq;      /* the write in flight, if inflight > 0 */
+  uv_timer_t closer; /* closed to deliver the stream's close callback */
   int reading_now;
   char rbuf[STREAM_READ_SIZE];
 };
@@ -49,7 +49,7 @@ struct chat__file_io_s {
  * idle connection free of any read buffer. */
 static _Thread_local char read_buf[STREAM_READ_SIZE];
 
-#define container_of(ptr, type, member)                                      \
+#define container_of(ptr, type, member)                                        \
   ((type *)((char *)(ptr)-offsetof(type, member)))
 
 static void flush(chat_stream_t *s);
@@ -97,8 +97,8 @@ static int open_file(uv_loop_t *loop, chat_stream_t *s, int fd) {
   return 0;
 }
 
-int chat_stream_open_fd(uv_loop_t *loop, chat_stream_t *s, int fd,
-                        int readable, size_t max_line) {
+int chat_stream_open_fd(uv_loop_t *loop, chat_stream_t *s, int fd, int readable,
+                        size_t max_line) {
   int rc;
 
   stream_reset(s, CHAT_STREAM_FILE, max_line);
@@ -473,8 +473,8 @@ static void flush(chat_stream_t *s) {
   bufs[0].len -= s->q_off;
   s->inflight = n;
   if (s->kind == CHAT_STREAM_FILE)
-    rc = uv_fs_write(s->file->closer.loop, &s->file->wreq, s->file->fd, bufs,
-                     n, -1, on_fs_write);
+    rc = uv_fs_write(s->file->closer.loop, &s->file->wreq, s->file->fd, bufs, n,
+                     -1, on_fs_write);
   else
     rc = uv_write(&s->write_req, &s->h.stream, bufs, n, on_write);
   if (rc != 0) {
@@ -561,7 +561,8 @@ static void finish_close(chat_stream_t *s) {
 
   if (s->kind != CHAT_STREAM_FILE || f == NULL)
     return;
-  if (f->reading_now || s->inflight > 0 || uv_is_closing((uv_handle_t *)&f->closer))
+  if (f->reading_now || s->inflight > 0 ||
+      uv_is_closing((uv_handle_t *)&f->closer))
     return;
   drop_queue(s);
   uv_close((uv_handle_t *)&f->closer, on_closer_closed);

@@ -103,7 +103,8 @@ int chat_xfer_parse_request(const char *line, size_t len,
   size_t fl[3];
   uint64_t version;
 
-  if (len > CHAT_XFER_HEADER_MAX || chat_args_split(line, len, 3, 0, f, fl) != 3)
+  if (len > CHAT_XFER_HEADER_MAX ||
+      chat_args_split(line, len, 3, 0, f, fl) != 3)
     return CHAT_EPROTO;
   if (fl[0] != strlen(CHAT_XFER_MAGIC) ||
       memcmp(f[0], CHAT_XFER_MAGIC, fl[0]) != 0)

@@ -102,7 +102,9 @@ static void local_publish(hub_t *h, hub_member_t *from, chat_buf_t *b) {
       m->deliver(m, b);
 }
 
-static size_t local_count(hub_t *h) { return ((hub_local_t *)h)->count; }
+static size_t local_count(hub_t *h) {
+  return ((hub_local_t *)h)->count;
+}
 
 static void local_destroy(hub_t *h) {
   hub_local_t *hl = (hub_local_t *)h;
@@ -112,8 +114,8 @@ static void local_destroy(hub_t *h) {
 }
 
 static const hub_ops local_ops = {
-    local_join,  local_leave, local_publish,
-    local_find,  local_count, local_destroy,
+    local_join, local_leave, local_publish,
+    local_find, local_count, local_destroy,
 };
 
 hub_t *hub_local_new(void) {

@@ -63,7 +63,11 @@ static inline void hub_publish(hub_t *h, hub_member_t *from, chat_buf_t *b) {
 static inline hub_member_t *hub_find(hub_t *h, const char *name, size_t len) {
   return h->ops->find(h, name, len);
 }
-static inline size_t hub_count(hub_t *h) { return h->ops->count(h); }
-static inline void hub_destroy(hub_t *h) { h->ops->destroy(h); }
+static inline size_t hub_count(hub_t *h) {
+  return h->ops->count(h);
+}
+static inline void hub_destroy(hub_t *h) {
+  h->ops->destroy(h);
+}
 
 #endif /* CHAT_SERVER_HUB_H */

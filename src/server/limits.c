@@ -102,7 +102,8 @@ static void ip_remove(client_t *c) {
   }
 }
 
-/* ---- flood control -------------------------------------------------------- */
+/* ---- flood control --------------------------------------------------------
+ */
 
 static void refill(client_t *c, uint64_t now) {
   const server_config_t *cfg = &c->srv->cfg;
@@ -230,10 +231,10 @@ static void on_limits_tick(uv_timer_t *t) {
       continue;
     log_msg("#%llu sent no name within %u s", (unsigned long long)c->id,
             srv->cfg.register_timeout_s);
-    client_send_own(c, chat_format_error(
-                           "register-timeout",
-                           "no name received within %u seconds; goodbye",
-                           srv->cfg.register_timeout_s));
+    client_send_own(
+        c, chat_format_error("register-timeout",
+                             "no name received within %u seconds; goodbye",
+                             srv->cfg.register_timeout_s));
     client_end(c);
   }
 }

@@ -9,7 +9,9 @@
 
 static const char *log_prog = "chat";
 
-void log_init(const char *prog) { log_prog = prog; }
+void log_init(const char *prog) {
+  log_prog = prog;
+}
 
 void log_msg(const char *fmt, ...) {
   char line[1024];
@@ -22,10 +24,11 @@ void log_msg(const char *fmt, ...) {
   uv_gettimeofday(&tv);
   secs = (time_t)tv.tv_sec;
   tm = gmtime(&secs);
-  n = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ %s[%d]: ",
-               tm->tm_year + 1900, tm->tm_mon + 1, tm->tm_mday, tm->tm_hour,
-               tm->tm_min, tm->tm_sec, (int)(tv.tv_usec / 1000), log_prog,
-               (int)uv_os_getpid());
+  n = snprintf(
+      line, sizeof(line),
+      "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ %s[%d]: ", tm->tm_year + 1900,
+      tm->tm_mon + 1, tm->tm_mday, tm->tm_hour, tm->tm_min, tm->tm_sec,
+      (int)(tv.tv_usec / 1000), log_prog, (int)uv_os_getpid());
   va_start(ap, fmt);
   if (n > 0 && (size_t)n < sizeof(line))
     n += vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);

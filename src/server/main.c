@@ -150,8 +150,7 @@ static int parse_args(int argc, char **argv, server_config_t *cfg) {
   if (port == NULL)
     return usage_error("%s", "missing <port>");
   if (parse_num(port, 0, 65535, &num) != 0)
-    return usage_error("invalid port '%s': use a number from 0 to 65535",
-                       port);
+    return usage_error("invalid port '%s': use a number from 0 to 65535", port);
   cfg->port = (int)num;
   return 0;
 }

@@ -32,7 +32,7 @@
 
 struct ticket_s {
   ticket_t *next;
-  client_t *owner;   /* NULL once the owner left */
+  client_t *owner; /* NULL once the owner left */
   uint64_t expires;
   char token[CHAT_TOKEN_LEN + 1];
   char requester[CHAT_NAME_MAX + 1];
@@ -42,14 +42,14 @@ struct ticket_s {
 struct relay_s {
   relay_t *next, *prev;
   server_t *srv;
-  client_t *legs[2];   /* fetch and serve legs, NULL when not (yet) open */
-  uint64_t deadline;   /* pairing deadline, while unpaired */
-  uint64_t started;    /* uv_now() when paired */
-  uint64_t bytes[2];   /* bytes each leg sent */
-  int64_t allowance;   /* bytes the rate limit still allows now */
+  client_t *legs[2]; /* fetch and serve legs, NULL when not (yet) open */
+  uint64_t deadline; /* pairing deadline, while unpaired */
+  uint64_t started;  /* uv_now() when paired */
+  uint64_t bytes[2]; /* bytes each leg sent */
+  int64_t allowance; /* bytes the rate limit still allows now */
   unsigned paired : 1;
-  unsigned paused[2];  /* leg i stopped reading */
-  char *early[2];      /* bytes a leg sent before pairing */
+  unsigned paused[2]; /* leg i stopped reading */
+  char *early[2];     /* bytes a leg sent before pairing */
   size_t early_len[2];
   char token[CHAT_TOKEN_LEN + 1];
   char owner[CHAT_NAME_MAX + 1];
@@ -62,8 +62,7 @@ static void on_relay_tick(uv_timer_t *t);
 void relay_init(server_t *srv) {
   uv_timer_init(srv->loop, &srv->relay_tick);
   srv->relay_tick.data = srv;
-  uv_timer_start(&srv->relay_tick, on_relay_tick, RELAY_TICK_MS,
-                 RELAY_TICK_MS);
+  uv_timer_start(&srv->relay_tick, on_relay_tick, RELAY_TICK_MS, RELAY_TICK_MS);
   uv_unref((uv_handle_t *)&srv->relay_tick);
 }
 
@@ -335,7 +334,8 @@ void relay_leg_closed(client_t *c) {
   relay_free(r);
 }
 
-/* ---- ticks ---------------------------------------------------------------- */
+/* ---- ticks ----------------------------------------------------------------
+ */
 
 static void on_relay_tick(uv_timer_t *tm) {
   server_t *srv = tm->data;

@@ -16,8 +16,7 @@
 
 #define LISTEN_BACKLOG 511
 
-
-#define client_of_member(m)                                                  \
+#define client_of_member(m)                                                    \
   ((client_t *)((char *)(m)-offsetof(client_t, member)))
 
 void server_config_init(server_config_t *cfg) {
@@ -93,11 +92,11 @@ static void handle_name(client_t *c, const char *line, size_t len) {
   int rc;
 
   if (chat_name_check(line, len) != 0) {
-    client_send_own(c, chat_format_error(
-                           "name-invalid",
-                           "names are 1-%d characters from A-Z a-z 0-9 _ . "
-                           "-; send another name",
-                           CHAT_NAME_MAX));
+    client_send_own(
+        c, chat_format_error("name-invalid",
+                             "names are 1-%d characters from A-Z a-z 0-9 _ . "
+                             "-; send another name",
+                             CHAT_NAME_MAX));
     return;
   }
   memcpy(c->name, line, len);
@@ -107,11 +106,11 @@ static void handle_name(client_t *c, const char *line, size_t len) {
   c->member.deliver = member_deliver;
   rc = hub_join(srv->hub, &c->member);
   if (rc != 0) {
-    client_send_own(c, chat_format_error(
-                           "name-taken",
-                           "the name \"%s\" is already in use; send another "
-                           "name",
-                           c->name));
+    client_send_own(
+        c, chat_format_error("name-taken",
+                             "the name \"%s\" is already in use; send another "
+                             "name",
+                             c->name));
     c->name[0] = '\0';
     return;
   }
@@ -119,9 +118,9 @@ static void handle_name(client_t *c, const char *line, size_t len) {
   limits_registered(c);
   others = hub_count(srv->hub) - 1;
   log_msg("#%llu registered as %s", (unsigned long long)c->id, c->name);
-  client_send_own(c, chat_format_notice("welcome %s, %zu other user%s online",
-                                        c->name, others,
-                                        others == 1 ? "" : "s"));
+  client_send_own(c,
+                  chat_format_notice("welcome %s, %zu other user%s online",
+                                     c->name, others, others == 1 ? "" : "s"));
   broadcast(srv, c, chat_format_notice("%s joined", c->name));
 }
 
@@ -140,14 +139,13 @@ static void handle_control(client_t *c, const char *line, size_t len) {
   chat_sanitize(cmd.word, cmd.word_len < 16 ? cmd.word_len : 16, verb,
                 sizeof(verb));
   if (rc == CHAT_EPROTO)
-    client_send_own(c, chat_format_error("bad-command",
-                                         "malformed \"%s\" command%s", verb,
-                                         c->registered ? ""
-                                                       : " (send a name first)"));
+    client_send_own(
+        c, chat_format_error("bad-command", "malformed \"%s\" command%s", verb,
+                             c->registered ? "" : " (send a name first)"));
   else
-    client_send_own(c, chat_format_error("unknown-command",
-                                         "the command \"%s\" is not known",
-                                         verb));
+    client_send_own(c,
+                    chat_format_error("unknown-command",
+                                      "the command \"%s\" is not known", verb));
 }
 
 static void handle_text(client_t *c, const char *line, size_t len) {
@@ -156,10 +154,10 @@ static void handle_text(client_t *c, const char *line, size_t len) {
   if (rc == CHAT_EEMPTY)
     return; /* an empty line is no message */
   if (rc != 0) {
-    client_send_own(c, chat_format_error(
-                           "bad-text",
-                           "message not sent: it holds control characters "
-                           "or invalid UTF-8"));
+    client_send_own(
+        c, chat_format_error("bad-text",
+                             "message not sent: it holds control characters "
+                             "or invalid UTF-8"));
     return;
   }
   broadcast(c->srv, c, chat_format_chat(c->name, strlen(c->name), line, len));
@@ -183,10 +181,10 @@ static void on_client_event(chat_stream_t *s, int status) {
   client_t *c = (client_t *)s;
 
   if (status == CHAT_ELINE) {
-    client_send_own(c, chat_format_error(
-                           "line-too-long",
-                           "line discarded: longer than %zu bytes",
-                           c->srv->cfg.max_line));
+    client_send_own(c,
+                    chat_format_error("line-too-long",
+                                      "line discarded: longer than %zu bytes",
+                                      c->srv->cfg.max_line));
     return;
   }
   if (c->is_leg && status == UV_EOF)
@@ -318,8 +316,8 @@ static void on_connection(uv_stream_t *ls, int status) {
     return;
   }
   c = calloc(1, sizeof(*c));
-  if (c == NULL || chat_stream_init_tcp(srv->loop, &c->stream,
-                                        srv->cfg.max_line) != 0) {
+  if (c == NULL ||
+      chat_stream_init_tcp(srv->loop, &c->stream, srv->cfg.max_line) != 0) {
     log_msg("cannot accept a connection: out of memory");
     free(c);
     return;

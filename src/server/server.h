@@ -19,17 +19,17 @@
 #define SERVER_DEFAULT_RELAY_WAIT_S 10
 
 typedef struct {
-  int port;           /* TCP port, 0 = any free port */
-  size_t max_line;    /* longest accepted line, bytes */
-  size_t sendq;       /* unsent output allowed per client, bytes */
-  size_t max_clients; /* connections accepted at once */
-  int relay;          /* relay file transfers (--no-relay clears it) */
-  size_t max_relays;  /* relays at once */
-  size_t relay_rate;  /* bytes per second per relay, 0 = unlimited */
+  int port;              /* TCP port, 0 = any free port */
+  size_t max_line;       /* longest accepted line, bytes */
+  size_t sendq;          /* unsent output allowed per client, bytes */
+  size_t max_clients;    /* connections accepted at once */
+  int relay;             /* relay file transfers (--no-relay clears it) */
+  size_t max_relays;     /* relays at once */
+  size_t relay_rate;     /* bytes per second per relay, 0 = unlimited */
   unsigned relay_wait_s; /* seconds a relay waits for the owner's leg */
-  size_t rate;        /* lines a second per client, 0 = no flood control */
-  size_t burst;       /* lines at once before rate applies */
-  size_t max_per_ip;  /* connections per address, 0 = unlimited */
+  size_t rate;           /* lines a second per client, 0 = no flood control */
+  size_t burst;          /* lines at once before rate applies */
+  size_t max_per_ip;     /* connections per address, 0 = unlimited */
   unsigned register_timeout_s; /* seconds to send a name */
 } server_config_t;
 
@@ -49,24 +49,24 @@ typedef struct server_s {
   chat_listener_t listener;
   hub_t *hub;
   uv_signal_t sigint, sigterm;
-  uv_timer_t reaper;       /* closes doomed clients from the loop */
-  uv_timer_t grace;        /* bounds the graceful shutdown */
-  client_t *doomed;        /* clients to close at the next reaper run */
-  client_t *clients;       /* every open connection (list head) */
-  pending_t *pending;      /* file requests awaiting the owner, oldest first */
+  uv_timer_t reaper;  /* closes doomed clients from the loop */
+  uv_timer_t grace;   /* bounds the graceful shutdown */
+  client_t *doomed;   /* clients to close at the next reaper run */
+  client_t *clients;  /* every open connection (list head) */
+  pending_t *pending; /* file requests awaiting the owner, oldest first */
   pending_t *pending_tail;
-  uv_timer_t xfer_timer;   /* expires the oldest pending request */
-  ticket_t *tickets;       /* arranged tokens that may still relay */
-  relay_t *relays;         /* relays waiting for a leg or piping */
+  uv_timer_t xfer_timer; /* expires the oldest pending request */
+  ticket_t *tickets;     /* arranged tokens that may still relay */
+  relay_t *relays;       /* relays waiting for a leg or piping */
   size_t nrelays;
-  uv_timer_t relay_tick;   /* rate refills, relay and ticket deadlines */
-  ipcount_t **ipcounts;    /* connections per address (hash buckets) */
-  client_t *throttled;     /* clients paused by flood control */
+  uv_timer_t relay_tick;         /* rate refills, relay and ticket deadlines */
+  ipcount_t **ipcounts;          /* connections per address (hash buckets) */
+  client_t *throttled;           /* clients paused by flood control */
   client_t *reg_head, *reg_tail; /* unregistered, oldest first */
-  uv_timer_t flood_timer;  /* refills throttled clients */
-  uv_timer_t limits_timer; /* registration deadlines */
-  uint64_t accept_err_logged; /* uv_now() of the last accept error log */
-  unsigned accept_errs;       /* accept errors not logged since */
+  uv_timer_t flood_timer;        /* refills throttled clients */
+  uv_timer_t limits_timer;       /* registration deadlines */
+  uint64_t accept_err_logged;    /* uv_now() of the last accept error log */
+  unsigned accept_errs;          /* accept errors not logged since */
   uint64_t next_id;
   int stopping;
 } server_t;
@@ -82,16 +82,16 @@ struct client_s {
   client_t *next_doomed; /* server's list of clients to close */
   uint64_t id;           /* connection number, for logs */
   const char *doom_reason;
-  int file_port;         /* announced with FILEPORT; -1 = never */
-  unsigned pending_gets; /* its GETs awaiting an owner's answer */
+  int file_port;            /* announced with FILEPORT; -1 = never */
+  unsigned pending_gets;    /* its GETs awaiting an owner's answer */
   char peer[PEER_NAME_MAX]; /* "address:port", for logs */
   char ip[48];              /* bare address, where its files are fetched */
   char name[CHAT_NAME_MAX + 1];
-  relay_t *relay;        /* the relay this connection is a leg of */
-  int leg;               /* 0: the requester's leg, 1: the owner's */
-  unsigned is_leg : 1;   /* a relay connection, never a chat member */
-  int64_t tokens;        /* flood control: lines allowed, in 1/1000 */
-  uint64_t refilled;     /* uv_now() of the last refill */
+  relay_t *relay;          /* the relay this connection is a leg of */
+  int leg;                 /* 0: the requester's leg, 1: the owner's */
+  unsigned is_leg : 1;     /* a relay connection, never a chat member */
+  int64_t tokens;          /* flood control: lines allowed, in 1/1000 */
+  uint64_t refilled;       /* uv_now() of the last refill */
   client_t *tnext, *tprev; /* srv->throttled */
   client_t *rnext, *rprev; /* srv->reg_head, while unregistered */
   uint64_t connected_at;

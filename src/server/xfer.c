@@ -13,8 +13,8 @@
 #include "log.h"
 #include "server.h"
 
-#define XFER_ANSWER_MS 5000  /* how long an owner has to answer SERVE */
-#define XFER_MAX_PENDING 16  /* unanswered GETs per requester */
+#define XFER_ANSWER_MS 5000 /* how long an owner has to answer SERVE */
+#define XFER_MAX_PENDING 16 /* unanswered GETs per requester */
 #define XFER_ID_DIGITS 9
 
 struct pending_s {
@@ -47,8 +47,8 @@ void xfer_stop(server_t *srv) {
 
 static void get_fail(client_t *c, const char *id, const char *code,
                      const char *text) {
-  client_send_own(c, chat_format_control("GET-FAIL", "%s %s %s", id, code,
-                                         text));
+  client_send_own(c,
+                  chat_format_control("GET-FAIL", "%s %s %s", id, code, text));
 }
 
 static void arm_timer(server_t *srv) {
@@ -60,10 +60,9 @@ static void arm_timer(server_t *srv) {
     uv_timer_stop(&srv->xfer_timer);
     return;
   }
-  uv_timer_start(&srv->xfer_timer, on_xfer_timer,
-                 srv->pending->deadline > now ? srv->pending->deadline - now
-                                              : 0,
-                 0);
+  uv_timer_start(
+      &srv->xfer_timer, on_xfer_timer,
+      srv->pending->deadline > now ? srv->pending->deadline - now : 0, 0);
 }
 
 /* Unlinks p (found after prev, NULL for the head) and frees it. */
@@ -84,8 +83,8 @@ static void on_xfer_timer(uv_timer_t *t) {
   pending_t *p;
 
   while ((p = srv->pending) != NULL && p->deadline <= now) {
-    log_msg("transfer of \"%s\" from %s to %s: owner did not answer",
-            p->file, p->owner->name, p->requester->name);
+    log_msg("transfer of \"%s\" from %s to %s: owner did not answer", p->file,
+            p->owner->name, p->requester->name);
     get_fail(p->requester, p->id, "timeout", "the owner did not answer");
     pending_drop(srv, NULL, p);
   }
@@ -101,8 +100,7 @@ void xfer_forget(client_t *c) {
     next = p->next;
     if (p->owner == c || p->requester == c) {
       if (p->requester != c)
-        get_fail(p->requester, p->id, "owner-left",
-                 "the owner left the chat");
+        get_fail(p->requester, p->id, "owner-left", "the owner left the chat");
       pending_drop(srv, prev, p);
     } else {
       prev = p;
@@ -194,8 +192,8 @@ static int do_get(client_t *c, const char *args, size_t len) {
   c->pending_gets++;
   if (srv->pending == p)
     arm_timer(srv);
-  client_send_own(o, chat_format_control("SERVE", "%s %s %s", p->token,
-                                         c->name, p->file));
+  client_send_own(
+      o, chat_format_control("SERVE", "%s %s %s", p->token, c->name, p->file));
   return 0;
 }
 
@@ -222,16 +220,14 @@ static int do_serve_ok(client_t *c, const char *args, size_t len) {
   p = find_pending(c, args, len, &prev);
   if (p == NULL)
     return 0; /* expired or already failed: the requester was told */
-  log_msg("transfer of \"%s\" from %s to %s arranged (%s)", p->file,
-          c->name, p->requester->name,
-          c->file_port > 0 ? "direct" : "relay only");
+  log_msg("transfer of \"%s\" from %s to %s arranged (%s)", p->file, c->name,
+          p->requester->name, c->file_port > 0 ? "direct" : "relay only");
   relay_ticket(c->srv, c, p->requester->name, p->token, p->file);
   /* Port 0 tells the requester to go straight to the relay. */
   client_send_own(p->requester,
-                  chat_format_control("GET-OK", "%s %s %d %s", p->id,
-                                      c->ip[0] ? c->ip : "-",
-                                      c->file_port > 0 ? c->file_port : 0,
-                                      p->token));
+                  chat_format_control(
+                      "GET-OK", "%s %s %d %s", p->id, c->ip[0] ? c->ip : "-",
+                      c->file_port > 0 ? c->file_port : 0, p->token));
   pending_drop(c->srv, prev, p);
   arm_timer(c->srv);
   return 0;

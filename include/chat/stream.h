@@ -97,6 +97,7 @@ struct chat_stream_s {
   char *held;        /* bytes read but not yet framed (paused mid-chunk) */
   size_t held_len;
   int held_status; /* EOF or error seen while bytes were held, or 0 */
+  chat_stream_t *dirty_next, *dirty_prev; /* write batching list */
   unsigned flags;
 };
 
@@ -143,6 +144,17 @@ int chat_stream_write(chat_stream_t *s, chat_buf_t *b);
 
 /* Copies len bytes and queues them. */
 int chat_stream_write_copy(chat_stream_t *s, const void *data, size_t len);
+
+/* Write coalescing for every stream of this thread's loop: from now on
+ * chat_stream_write() only queues, and all queued bytes of a stream are
+ * written with one writev at the end of the loop iteration (a uv_check
+ * handle). Fewer syscalls under load, no added latency. Returns 0 or a
+ * libuv error. */
+int chat_batch_start(uv_loop_t *loop);
+
+/* Turns coalescing off, starts the writes still pending and closes the
+ * check handle (call before the loop's last run). */
+void chat_batch_stop(void);
 
 /* Sets the write-queue budget in bytes; 0 means unlimited. */
 void chat_stream_set_max_queue(chat_stream_t *s, size_t max_queue);

@@ -14,7 +14,7 @@
 #include <string.h>
 
 #define STREAM_READ_SIZE CHAT_STREAM_READ_MAX /* the loop-wide buffer */
-#define STREAM_WRITE_BATCH 16                 /* buffers handed to one write */
+#define STREAM_WRITE_BATCH 64                 /* buffers handed to one write */
 #define STREAM_RING_MIN 4
 
 enum {
@@ -24,7 +24,8 @@ enum {
   F_EOF = 1 << 3,      /* the read side has finished */
   F_SHUTDOWN = 1 << 4, /* shutdown requested */
   F_INIT = 1 << 5,     /* the handle (or file helper) is initialised */
-  F_RAW = 1 << 6       /* deliver raw bytes, not lines */
+  F_RAW = 1 << 6,      /* deliver raw bytes, not lines */
+  F_DIRTY = 1 << 7     /* on the batch's dirty list */
 };
 
 #define FRAME_STOP 1  /* on_frame: the stream is closing */
@@ -48,6 +49,17 @@ struct chat__file_io_s {
  * before returning, so all streams of a thread can share it. This keeps an
  * idle connection free of any read buffer. */
 static _Thread_local char read_buf[STREAM_READ_SIZE];
+
+/* Write coalescing (chat_batch_start()): writes only queue and put the
+ * stream on a dirty list; a check handle, which runs right after the loop
+ * has dispatched all I/O callbacks of an iteration, writes each dirty
+ * stream's queue with one writev. A broadcast storm then costs one syscall
+ * per recipient per loop iteration instead of one per message. */
+static _Thread_local struct {
+  uv_check_t check;
+  chat_stream_t *dirty; /* streams with unwritten, not yet started queues */
+  int on;
+} batch;
 
 #define container_of(ptr, type, member)                                        \
   ((type *)((char *)(ptr)-offsetof(type, member)))
@@ -483,6 +495,92 @@ static void flush(chat_stream_t *s) {
   }
 }
 
+static void dirty_link(chat_stream_t *s) {
+  s->flags |= F_DIRTY;
+  s->dirty_prev = NULL;
+  s->dirty_next = batch.dirty;
+  if (batch.dirty != NULL)
+    batch.dirty->dirty_prev = s;
+  batch.dirty = s;
+}
+
+static void dirty_unlink(chat_stream_t *s) {
+  if (!(s->flags & F_DIRTY))
+    return;
+  s->flags &= ~F_DIRTY;
+  if (s->dirty_prev != NULL)
+    s->dirty_prev->dirty_next = s->dirty_next;
+  else
+    batch.dirty = s->dirty_next;
+  if (s->dirty_next != NULL)
+    s->dirty_next->dirty_prev = s->dirty_prev;
+  s->dirty_next = s->dirty_prev = NULL;
+}
+
+/* Writes as much of a dirty stream's queue as the kernel takes now, in one
+ * writev, and leaves the rest to uv_write. */
+static void batch_write(chat_stream_t *s) {
+  uv_buf_t bufs[STREAM_WRITE_BATCH];
+  uint32_t n, i;
+  chat_buf_t *b;
+  int w;
+
+  n = s->q_len < STREAM_WRITE_BATCH ? s->q_len : STREAM_WRITE_BATCH;
+  for (i = 0; i < n; i++) {
+    b = ring_at(s, i);
+    bufs[i] = uv_buf_init(b->data, (unsigned)b->len);
+  }
+  bufs[0].base += s->q_off;
+  bufs[0].len -= s->q_off;
+  w = uv_try_write(&s->h.stream, bufs, n);
+  if (w < 0 && w != UV_EAGAIN && w != UV_ENOSYS) {
+    write_failed(s, w);
+    return;
+  }
+  if (w > 0)
+    consume(s, (size_t)w);
+  if (s->q_len == 0 && s->on_drain != NULL && !(s->flags & F_ENDING))
+    s->on_drain(s);
+  flush(s);
+}
+
+static void on_batch_check(uv_check_t *h) {
+  chat_stream_t *s;
+
+  while ((s = batch.dirty) != NULL) {
+    dirty_unlink(s);
+    if (!(s->flags & F_CLOSING) && s->inflight == 0 && s->q_len > 0)
+      batch_write(s);
+  }
+}
+
+int chat_batch_start(uv_loop_t *loop) {
+  int rc;
+
+  if (batch.on)
+    return 0;
+  rc = uv_check_init(loop, &batch.check);
+  if (rc != 0)
+    return rc;
+  uv_check_start(&batch.check, on_batch_check);
+  uv_unref((uv_handle_t *)&batch.check);
+  batch.on = 1;
+  return 0;
+}
+
+void chat_batch_stop(void) {
+  chat_stream_t *s;
+
+  if (!batch.on)
+    return;
+  batch.on = 0;
+  while ((s = batch.dirty) != NULL) {
+    dirty_unlink(s);
+    flush(s); /* no more check runs: start their writes now */
+  }
+  uv_close((uv_handle_t *)&batch.check, NULL);
+}
+
 int chat_stream_write(chat_stream_t *s, chat_buf_t *b) {
   uv_buf_t ub;
   int n = 0, rc;
@@ -493,6 +591,17 @@ int chat_stream_write(chat_stream_t *s, chat_buf_t *b) {
     return 0;
   if (s->max_queue > 0 && s->queued + b->len > s->max_queue)
     return CHAT_ESENDQ;
+  if (batch.on && s->kind != CHAT_STREAM_FILE) {
+    /* Coalesce: the check handle writes the queue at the end of this loop
+     * iteration, together with whatever else this stream gets meanwhile. */
+    rc = ring_push(s, b);
+    if (rc != 0)
+      return rc;
+    s->queued += b->len;
+    if (!(s->flags & F_DIRTY) && s->inflight == 0)
+      dirty_link(s);
+    return 0;
+  }
   if (s->q_len == 0 && s->kind != CHAT_STREAM_FILE) {
     /* Nothing queued: offer the bytes to the kernel right away. */
     ub = uv_buf_init(b->data, (unsigned)b->len);
@@ -602,6 +711,7 @@ void chat_stream_close(chat_stream_t *s, chat_close_cb cb) {
     return;
   s->flags |= F_CLOSING;
   s->flags &= ~F_READING;
+  dirty_unlink(s);
   if (s->connector != NULL) {
     chat__connect_cancel(s);
     return;

@@ -209,20 +209,30 @@ static void leg_attach(relay_t *r, client_t *c, int i) {
 /* A fetch leg claims its ticket and asks the owner to connect out. */
 static void relay_fetch(client_t *c, const char *token) {
   server_t *srv = c->srv;
-  ticket_t *t = take_ticket(srv, token);
+  ticket_t *t;
   relay_t *r;
+
+  if (srv->nrelays >= srv->cfg.max_relays) {
+    /* Refused before the ticket is taken: the token stays good. */
+    relay_fail_leg(c, "busy", "too many relays; try again later");
+    return;
+  }
+  t = take_ticket(srv, token);
 
   if (t == NULL || uv_now(srv->loop) > t->expires) {
     free(t);
     relay_fail_leg(c, "bad-token", "unknown, expired or used token");
     return;
   }
-  if (t->owner == NULL || srv->nrelays >= srv->cfg.max_relays ||
-      (r = calloc(1, sizeof(*r))) == NULL ||
-      (r->file = strdup(t->file)) == NULL) {
+  r = t->owner != NULL ? calloc(1, sizeof(*r)) : NULL;
+  if (r != NULL && (r->file = strdup(t->file)) == NULL) {
+    free(r);
+    r = NULL;
+  }
+  if (r == NULL) {
     relay_fail_leg(c, t->owner == NULL ? "owner-left" : "busy",
                    t->owner == NULL ? "the owner left the chat"
-                                    : "too many relays; try again later");
+                                    : "the server is out of memory");
     free(t);
     return;
   }

@@ -402,6 +402,7 @@ int server_start(server_t *srv, uv_loop_t *loop, const server_config_t *cfg) {
   xfer_init(srv);
   relay_init(srv);
   limits_init(srv);
+  chat_batch_start(loop); /* one writev per client per loop iteration */
   uv_timer_init(loop, &srv->reaper);
   srv->reaper.data = srv;
   uv_timer_init(loop, &srv->grace);
@@ -433,6 +434,7 @@ void server_stop(server_t *srv) {
   xfer_stop(srv);
   relay_stop(srv);
   limits_stop(srv);
+  chat_batch_stop();
   bye = chat_format_notice("server shutting down");
   for (c = srv->clients; c != NULL; c = next) {
     next = c->next;

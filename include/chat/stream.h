@@ -88,7 +88,8 @@ struct chat_stream_s {
   chat_drain_cb on_drain;
   uv_write_t write_req;
   uv_shutdown_t shutdown_req;
-  chat_buf_t **q;    /* ring of queued buffers */
+  chat_buf_t **q;    /* ring of queued buffers: q_inline or the heap */
+  chat_buf_t *q_inline[4];
   uint32_t q_head;   /* index of the oldest queued buffer */
   uint32_t q_len;    /* buffers in the ring */
   uint32_t q_cap;    /* ring size, a power of two */

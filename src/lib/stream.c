@@ -15,7 +15,6 @@
 
 #define STREAM_READ_SIZE CHAT_STREAM_READ_MAX /* the loop-wide buffer */
 #define STREAM_WRITE_BATCH 64                 /* buffers handed to one write */
-#define STREAM_RING_MIN 4
 
 enum {
   F_READING = 1 << 0,  /* the owner wants lines */
@@ -353,14 +352,23 @@ static int ring_push(chat_stream_t *s, chat_buf_t *b) {
   uint32_t cap, i;
   chat_buf_t **q;
 
+  if (s->q == NULL) {
+    /* A few queued buffers fit in the stream itself: the common case of a
+     * broadcast waiting for the end of the loop iteration allocates
+     * nothing per recipient. */
+    s->q = s->q_inline;
+    s->q_cap = (uint32_t)(sizeof(s->q_inline) / sizeof(s->q_inline[0]));
+    s->q_head = 0;
+  }
   if (s->q_len == s->q_cap) {
-    cap = s->q_cap ? s->q_cap * 2 : STREAM_RING_MIN;
+    cap = s->q_cap * 2;
     q = malloc(cap * sizeof(*q));
     if (q == NULL)
       return UV_ENOMEM;
     for (i = 0; i < s->q_len; i++)
       q[i] = s->q[(s->q_head + i) & (s->q_cap - 1)];
-    free(s->q);
+    if (s->q != s->q_inline)
+      free(s->q);
     s->q = q;
     s->q_cap = cap;
     s->q_head = 0;
@@ -379,8 +387,10 @@ static void ring_pop(chat_stream_t *s) {
   s->q_head = (s->q_head + 1) & (s->q_cap - 1);
   s->q_len--;
   if (s->q_len == 0) {
-    /* An idle stream keeps no ring: most peers are idle most of the time. */
-    free(s->q);
+    /* An idle stream keeps no heap ring: most peers are idle most of the
+     * time. */
+    if (s->q != s->q_inline)
+      free(s->q);
     s->q = NULL;
     s->q_cap = 0;
     s->q_head = 0;

@@ -378,6 +378,8 @@ static void client_exit(client_t *c, int code) {
   fetch_stop(c); /* temporary files are removed */
   serve_stop(c);
   uv_close((uv_handle_t *)&c->tick, NULL);
+  uv_close((uv_handle_t *)&c->sigint, NULL);
+  uv_close((uv_handle_t *)&c->sigterm, NULL);
   if (code == 0)
     outs(c, MENU_GOODBYE);
   chat_stream_close(&c->in, on_stream_closed);
@@ -387,6 +389,11 @@ static void client_exit(client_t *c, int code) {
   uv_timer_stop(&c->timer);
   uv_timer_start(&c->timer, on_exit_grace, CLIENT_EXIT_GRACE_MS, 0);
   uv_unref((uv_handle_t *)&c->timer);
+}
+
+/* Ctrl-C or a kill: leave as with 'x', so partial downloads are removed. */
+static void on_signal(uv_signal_t *sig, int signum) {
+  client_exit(sig->data, 0);
 }
 
 static void on_tick(uv_timer_t *t) {
@@ -445,6 +452,13 @@ int client_start(client_t *c, uv_loop_t *loop, const client_config_t *cfg) {
   c->tick.data = c;
   uv_timer_start(&c->tick, on_tick, CLIENT_TICK_MS, CLIENT_TICK_MS);
   uv_unref((uv_handle_t *)&c->tick);
+  uv_signal_init(loop, &c->sigint);
+  uv_signal_init(loop, &c->sigterm);
+  c->sigint.data = c->sigterm.data = c;
+  uv_signal_start(&c->sigint, on_signal, SIGINT);
+  uv_signal_start(&c->sigterm, on_signal, SIGTERM);
+  uv_unref((uv_handle_t *)&c->sigint);
+  uv_unref((uv_handle_t *)&c->sigterm);
   serve_start(c);
   rc = chat_connect(loop, &c->server, cfg->host, cfg->port,
                     CLIENT_SERVER_MAX_LINE, on_connected);

@@ -57,6 +57,7 @@ typedef struct {
   chat_stream_t server;   /* the chat connection */
   uv_timer_t timer;       /* stdout back-pressure polls, exit grace */
   uv_timer_t tick;        /* transfer deadlines */
+  uv_signal_t sigint, sigterm; /* leave as with x, cleaning up */
   chat_listener_t files;  /* the -l port */
   int serving;            /* files is listening */
   const char *share_real; /* share, symbolic links resolved */

@@ -27,6 +27,7 @@
 #define RELAY_EARLY_MAX 1024      /* bytes a leg may send before pairing */
 #define RELAY_TICKET_MS 60000     /* a token relays within this time */
 #define RELAY_TICK_MS 100         /* rate refills and deadline checks */
+#define RELAY_MAX_TICKETS 4096    /* oldest tickets go first beyond this */
 #define LEG_FETCH 0
 #define LEG_SERVE 1
 
@@ -71,7 +72,7 @@ void relay_init(server_t *srv) {
 void relay_ticket(server_t *srv, client_t *owner, const char *requester,
                   const char *token, const char *file) {
   size_t n = strlen(file);
-  ticket_t *t, **pp;
+  ticket_t *t;
 
   if (!srv->cfg.relay)
     return;
@@ -84,17 +85,34 @@ void relay_ticket(server_t *srv, client_t *owner, const char *requester,
   memcpy(t->token, token, sizeof(t->token));
   snprintf(t->requester, sizeof(t->requester), "%s", requester);
   memcpy(t->file, file, n + 1);
-  for (pp = &srv->tickets; *pp != NULL; pp = &(*pp)->next)
-    ; /* tickets live 60 s and come a few a second: the list stays short */
-  *pp = t;
+  if (srv->ntickets >= RELAY_MAX_TICKETS) {
+    ticket_t *old = srv->tickets; /* bounded: drop the oldest */
+    srv->tickets = old->next;
+    if (srv->tickets_tail == old)
+      srv->tickets_tail = NULL;
+    free(old);
+    srv->ntickets--;
+  }
+  /* Appended: the list stays in expiry order. */
+  if (srv->tickets_tail != NULL)
+    srv->tickets_tail->next = t;
+  else
+    srv->tickets = t;
+  srv->tickets_tail = t;
+  srv->ntickets++;
 }
 
 static ticket_t *take_ticket(server_t *srv, const char *token) {
   ticket_t **pp, *t;
 
-  for (pp = &srv->tickets; (t = *pp) != NULL; pp = &t->next) {
+  ticket_t *prev = NULL;
+
+  for (pp = &srv->tickets; (t = *pp) != NULL; prev = t, pp = &t->next) {
     if (chat_token_equal(t->token, token)) {
       *pp = t->next;
+      if (srv->tickets_tail == t)
+        srv->tickets_tail = prev;
+      srv->ntickets--;
       return t;
     }
   }
@@ -356,6 +374,9 @@ static void on_relay_tick(uv_timer_t *tm) {
 
   while ((t = srv->tickets) != NULL && t->expires < now) {
     srv->tickets = t->next;
+    if (srv->tickets_tail == t)
+      srv->tickets_tail = NULL;
+    srv->ntickets--;
     free(t);
   }
   for (r = srv->relays; r != NULL; r = next) {
@@ -389,5 +410,7 @@ void relay_stop(server_t *srv) {
     srv->tickets = t->next;
     free(t);
   }
+  srv->tickets_tail = NULL;
+  srv->ntickets = 0;
   uv_close((uv_handle_t *)&srv->relay_tick, NULL);
 }

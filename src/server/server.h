@@ -57,6 +57,8 @@ typedef struct server_s {
   pending_t *pending_tail;
   uv_timer_t xfer_timer; /* expires the oldest pending request */
   ticket_t *tickets;     /* arranged tokens that may still relay */
+  ticket_t *tickets_tail;
+  size_t ntickets;
   relay_t *relays;       /* relays waiting for a leg or piping */
   size_t nrelays;
   uv_timer_t relay_tick;         /* rate refills, relay and ticket deadlines */

@@ -18,13 +18,13 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define FUZZ_CHECK(cond)                                                     \
-  do {                                                                       \
-    if (!(cond)) {                                                           \
-      fprintf(stderr, "%s:%d: invariant violated: %s\n", __FILE__,          \
-              __LINE__, #cond);                                              \
-      abort();                                                               \
-    }                                                                        \
+#define FUZZ_CHECK(cond)                                                       \
+  do {                                                                         \
+    if (!(cond)) {                                                             \
+      fprintf(stderr, "%s:%d: invariant violated: %s\n", __FILE__, __LINE__,   \
+              #cond);                                                          \
+      abort();                                                                 \
+    }                                                                          \
   } while (0)
 
 /* Non-zero when p .. p+n lies inside base .. base+len (n may be 0). */

@@ -55,8 +55,8 @@ static size_t ref_utf8(const unsigned char *s, size_t n, unsigned *cp) {
   else if (len == 3)
     *cp = ((c & 0x0Fu) << 12) | ((s[1] & 0x3Fu) << 6) | (s[2] & 0x3Fu);
   else
-    *cp = ((c & 0x07u) << 18) | ((s[1] & 0x3Fu) << 12) |
-          ((s[2] & 0x3Fu) << 6) | (s[3] & 0x3Fu);
+    *cp = ((c & 0x07u) << 18) | ((s[1] & 0x3Fu) << 12) | ((s[2] & 0x3Fu) << 6) |
+          (s[3] & 0x3Fu);
   return len;
 }
 
@@ -138,8 +138,8 @@ static void check_line_parse(const char *line, size_t len) {
     FUZZ_CHECK(l.text == NULL && l.text_len == 0);
     /* Anything starting with SOH, "* " or "! " is always classified. */
     FUZZ_CHECK(len == 0 || line[0] != CHAT_CONTROL_CHAR);
-    FUZZ_CHECK(!(len >= 2 && (line[0] == '*' || line[0] == '!') &&
-                 line[1] == ' '));
+    FUZZ_CHECK(
+        !(len >= 2 && (line[0] == '*' || line[0] == '!') && line[1] == ' '));
     break;
   case CHAT_LINE_CONTROL:
     FUZZ_CHECK(len >= 1 && line[0] == CHAT_CONTROL_CHAR);
@@ -277,11 +277,27 @@ static void check_text_and_name(const char *s, size_t len) {
   }
   if (text == 0) /* text can never look like a control line */
     FUZZ_CHECK(s[0] != CHAT_CONTROL_CHAR);
+
+  /* chat_name_equal on the two halves: ASCII case-insensitive, exact
+   * otherwise. */
+  {
+    size_t h = len / 2, bl = len - h;
+    int eq = h == bl;
+    for (size_t i = 0; eq && i < h; i++) {
+      unsigned char a = (unsigned char)s[i], b = (unsigned char)s[h + i];
+      if (a >= 'A' && a <= 'Z')
+        a = (unsigned char)(a + 32);
+      if (b >= 'A' && b <= 'Z')
+        b = (unsigned char)(b + 32);
+      eq = a == b;
+    }
+    FUZZ_CHECK(!chat_name_equal(s, h, s + h, bl) == !eq);
+  }
 }
 
 static void check_sanitize(const char *s, size_t len, uint8_t cut) {
   size_t cap = CHAT_SANITIZE_MAX(len);
-  char *out = malloc(cap);  /* exactly the documented worst case */
+  char *out = malloc(cap); /* exactly the documented worst case */
   char *ref = malloc(cap);
   char *again, *part;
   size_t n, rn, m;
@@ -291,7 +307,7 @@ static void check_sanitize(const char *s, size_t len, uint8_t cut) {
   n = chat_sanitize(s, len, out, cap);
   FUZZ_CHECK(n < cap && out[n] == '\0');
   FUZZ_CHECK(strlen(out) == n); /* NUL comes out as "^@" */
-  FUZZ_CHECK(n >= len);        /* every escape is at least as long */
+  FUZZ_CHECK(n >= len);         /* every escape is at least as long */
   FUZZ_CHECK((n == 0) == (len == 0));
   rn = ref_sanitize((const unsigned char *)s, len, ref);
   FUZZ_CHECK(rn == n && memcmp(ref, out, n) == 0);
@@ -358,12 +374,12 @@ static void check_roundtrip(const char *s, size_t len) {
   if (tl > 0 && chat_text_check(text, tl) != 0)
     return;
 
-  expect_parse(chat_format_chat(word, wl, text, tl), CHAT_LINE_CHAT, word,
-               wl, text, tl);
+  expect_parse(chat_format_chat(word, wl, text, tl), CHAT_LINE_CHAT, word, wl,
+               text, tl);
   expect_parse(chat_format_notice("%.*s", (int)tl, text), CHAT_LINE_NOTICE,
                NULL, 0, text, tl);
-  expect_parse(chat_format_error(word, "%.*s", (int)tl, text),
-               CHAT_LINE_ERROR, word, wl, text, tl);
+  expect_parse(chat_format_error(word, "%.*s", (int)tl, text), CHAT_LINE_ERROR,
+               word, wl, text, tl);
   expect_parse(chat_format_control(word, "%.*s", (int)tl, text),
                CHAT_LINE_CONTROL, word, wl, text, tl);
 }

@@ -11,8 +11,8 @@
  * would). Each way must give exactly the transcript of a reference model of
  * the documented behaviour: split at '\n', drop one '\r' before it, report
  * a line longer than max_line as one CHAT_ELINE, hand an unterminated last
- * line over at chat_framer_finish. Every chunk is copied to a buffer of
- * exactly its size so that ASan sees any read past it.
+ * line over at chat_framer_finish. Every chunk is copied to the end of a
+ * heap buffer so that ASan sees any read past it.
  */
 #include "fuzz.h"
 
@@ -47,7 +47,9 @@ static void put_line(transcript_t *t, const char *line, size_t len) {
   put(t, line, len);
 }
 
-static void put_eline(transcript_t *t) { put(t, "E", 1); }
+static void put_eline(transcript_t *t) {
+  put(t, "E", 1);
+}
 
 /* The documented behaviour, written the obvious way. */
 static void model(const unsigned char *p, size_t n, size_t max_line,
@@ -114,14 +116,16 @@ static uint32_t next(uint32_t *s) {
   return *s;
 }
 
-/* Feeds one chunk from an exactly-sized copy; with a stopping callback,
- * feeds the unused rest again until the chunk is consumed. */
-static void feed_chunk(chat_framer_t *f, ctx_t *c, const unsigned char *p,
-                       size_t n) {
-  char *copy = malloc(n > 0 ? n : 1);
+/* Feeds one chunk of n <= cap bytes from the end of scratch (cap bytes on
+ * the heap), so that a read past the chunk is a read past the allocation;
+ * with a stopping callback, feeds the unused rest again until the chunk is
+ * consumed. */
+static void feed_chunk(chat_framer_t *f, ctx_t *c, char *scratch, size_t cap,
+                       const unsigned char *p, size_t n) {
+  char *copy = scratch + (cap - n);
   size_t off = 0;
 
-  FUZZ_CHECK(copy != NULL);
+  FUZZ_CHECK(n <= cap);
   if (n > 0)
     memcpy(copy, p, n);
   for (;;) {
@@ -143,7 +147,6 @@ static void feed_chunk(chat_framer_t *f, ctx_t *c, const unsigned char *p,
     if (off == n)
       break;
   }
-  free(copy);
 }
 
 static void finish(chat_framer_t *f, ctx_t *c) {
@@ -200,21 +203,27 @@ static void run(const unsigned char *p, size_t n, size_t max_line,
   for (int stopping = 0; stopping <= 1; stopping++) {
     uint32_t s = 0x9e3779b9u ^ ((uint32_t)seed * 0x01000193u);
     size_t span = spans[seed & 7];
+    /* At most ~512 chunks, so that long inputs stay fast. */
+    size_t least = n / 512;
     size_t pos = 0;
+    char *scratch = malloc(least + span);
+
+    FUZZ_CHECK(scratch != NULL);
 
     memset(&c, 0, sizeof(c));
     c.max_line = max_line;
     c.stop_every = stopping ? 1 + (seed >> 3) % 3 : 0;
     chat_framer_init(&f, max_line);
     while (pos < n) {
-      size_t k = 1 + next(&s) % span;
+      size_t k = least + 1 + next(&s) % span;
       if (k > n - pos)
         k = n - pos;
-      feed_chunk(&f, &c, p + pos, k);
+      feed_chunk(&f, &c, scratch, least + span, p + pos, k);
       pos += k;
     }
     /* An empty chunk changes nothing. */
-    feed_chunk(&f, &c, p, 0);
+    feed_chunk(&f, &c, scratch, least + span, p, 0);
+    free(scratch);
     finish(&f, &c);
     compare(&want, &c.t);
     free(c.t.data);

@@ -68,7 +68,7 @@ static void test_filename_check_rejects_dot_names_and_paths(void **state) {
 static void test_filename_check_rejects_control_characters(void **state) {
   static const char *const bad[] = {
       "a\tb", "a\x1b[31m", "a\x7f", "\n", "a\nb", "a\rb", "\x01",
-      "a\xc2\x85" "b", /* U+0085 NEL (C1) */
+      ("a\xc2\x85" "b"), /* U+0085 NEL (C1) */
       "\xc2\x9f",      /* U+009F (C1) */
       "\xc2\x80",      /* U+0080 (C1) */
   };
@@ -87,7 +87,7 @@ static void test_filename_check_rejects_invalid_utf8(void **state) {
       "a\xff",            /* never valid */
       "\xc0\xaf",         /* overlong '/' */
       "a\xe2\x82",        /* truncated U+20AC */
-      "\xe2\x82" "b",     /* truncated, then ASCII */
+      ("\xe2\x82" "b"),   /* truncated, then ASCII */
       "\x80",             /* lone continuation */
       "\xed\xa0\x80",     /* surrogate U+D800 */
       "\xf4\x90\x80\x80", /* above U+10FFFF */
@@ -547,7 +547,7 @@ static void test_parse_reply_rejects_bad_err(void **state) {
 
 static void test_parse_reply_rejects_other_lines(void **state) {
   static const char *const bad[] = {
-      "", "O", "E", "ER", "HELLO", "OKAY 1", "ERROR x", "CHATFILE 1 " TOKEN,
+      "", "O", "E", "ER", "HELLO", "OKAY 1", "ERROR x", ("CHATFILE 1 " TOKEN),
       "\n", "\0",
   };
   uint64_t size;

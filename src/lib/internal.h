@@ -12,4 +12,8 @@ void chat__connect_cancel(chat_stream_t *s);
  * cancelled (its handle is already closed). */
 void chat__stream_cancelled(chat_stream_t *s);
 
+/* platform.c: the error a TCP socket has pending (a reset that arrived
+ * with the last data, which libuv reports as EOF), or 0. */
+int chat__socket_error(uv_stream_t *stream);
+
 #endif /* CHAT_LIB_INTERNAL_H */

@@ -3,7 +3,12 @@
 
 #ifndef _WIN32
 #include <signal.h>
+#include <sys/socket.h>
+#else
+#include <winsock2.h>
 #endif
+
+#include "internal.h"
 
 void chat_platform_init(void) {
 #ifndef _WIN32
@@ -14,5 +19,24 @@ void chat_platform_init(void) {
    * fails cleanly instead of the process dying. */
   signal(SIGXFSZ, SIG_IGN);
 #endif
+#endif
+}
+
+int chat__socket_error(uv_stream_t *stream) {
+  uv_os_fd_t fd;
+  int err = 0;
+  socklen_t len = sizeof(err);
+
+  if (stream->type != UV_TCP || uv_fileno((uv_handle_t *)stream, &fd) != 0)
+    return 0;
+#ifndef _WIN32
+  if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err == 0)
+    return 0;
+  return uv_translate_sys_error(err);
+#else
+  if (getsockopt((SOCKET)fd, SOL_SOCKET, SO_ERROR, (char *)&err, &len) != 0 ||
+      err == 0)
+    return 0;
+  return uv_translate_sys_error(err);
 #endif
 }

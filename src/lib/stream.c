@@ -238,8 +238,16 @@ static void on_read(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf) {
   if (nread > 0) {
     deliver(s, buf->base, (size_t)nread);
   } else if (nread < 0) {
+    int err = (int)nread;
     uv_read_stop(h);
-    read_ended(s, (int)nread);
+    /* A reset that came with the last bytes reads as EOF, and a line cut
+     * off by a reset must not be taken as a finished one. */
+    if (err == UV_EOF) {
+      int pending = chat__socket_error(h); /* reading it clears it */
+      if (pending != 0)
+        err = pending;
+    }
+    read_ended(s, err);
   }
 }
 

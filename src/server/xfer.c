@@ -217,6 +217,8 @@ static pending_t *find_pending(client_t *c, const char *token, size_t len,
 static int do_serve_ok(client_t *c, const char *args, size_t len) {
   pending_t *p, *prev;
 
+  if (chat_token_check(args, len) != 0)
+    return CHAT_EPROTO;
   p = find_pending(c, args, len, &prev);
   if (p == NULL)
     return 0; /* expired or already failed: the requester was told */
@@ -249,7 +251,8 @@ static int do_serve_fail(client_t *c, const char *args, size_t len) {
   pending_t *p, *prev;
   char code[33], text[256];
 
-  if (chat_args_split(args, len, 3, 1, f, fl) != 3 || !is_code(f[1], fl[1]) ||
+  if (chat_args_split(args, len, 3, 1, f, fl) != 3 ||
+      chat_token_check(f[0], fl[0]) != 0 || !is_code(f[1], fl[1]) ||
       chat_text_check(f[2], fl[2]) != 0)
     return CHAT_EPROTO;
   p = find_pending(c, f[0], fl[0], &prev);

@@ -812,3 +812,36 @@ class ChatTestCase(unittest.TestCase):
             shutil.rmtree(self.tmpdir, ignore_errors=True)
         if problems:
             self.fail('\n'.join(problems))
+
+
+def slow(test):
+    """Marks a test that needs a long timeout (big files, floods, churn).
+
+    It changes nothing at run time: test/e2e/meson.build reads the marker
+    (the line '@harness.slow' right above the def) when it registers the
+    tests, and gives these a longer meson timeout.
+    """
+    return test
+
+
+def main():
+    """Runs a test file: `python3 test_x.py` runs all of it, `python3
+    test_x.py test_method` the one test of that name (as meson does, one
+    meson test per method), anything else goes to unittest as usual."""
+    module = sys.modules['__main__']
+    for var, path in (('CHAT_SERVER', CHAT_SERVER),
+                      ('CHAT_CLIENT', CHAT_CLIENT)):
+        if not os.access(path, os.X_OK):
+            sys.stderr.write('%s: %s is not an executable (set %s)\n'
+                             % (sys.argv[0], path, var))
+    if len(sys.argv) == 2 and sys.argv[1].startswith('test_'):
+        name = sys.argv[1]
+        for cls in vars(module).values():
+            if (isinstance(cls, type) and issubclass(cls, unittest.TestCase)
+                    and cls.__module__ == '__main__' and name in vars(cls)):
+                sys.argv[1] = '%s.%s' % (cls.__name__, name)
+                break
+        else:
+            sys.stderr.write('%s: no test named %s\n' % (sys.argv[0], name))
+            sys.exit(2)
+    unittest.main(module=module)

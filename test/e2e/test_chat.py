@@ -18,6 +18,7 @@ import unittest
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import harness
 from harness import (  # noqa: E402
     CHAT_CLIENT, CHAT_SERVER, FILE_PROMPT, GOODBYE, LOG_LINE, MENU,
     MESSAGE_PROMPT, NAME_PROMPT, OWNER_PROMPT, ChatTestCase, Client,
@@ -870,42 +871,5 @@ class BotTest(ChatTestCase):
         self.assertEqual(alice.chat_lines('timebot'), ['timebot: pong'])
 
 
-def check_meson(path):
-    """Exit status 0 when meson.build registers exactly the tests here."""
-    loader = unittest.TestLoader()
-    suite = loader.loadTestsFromModule(sys.modules[__name__])
-    have = set()
-
-    def walk(s):
-        for t in s:
-            if isinstance(t, unittest.TestSuite):
-                walk(t)
-            else:
-                cls, meth = t.id().split('.')[-2:]
-                have.add('%s.%s' % (cls, meth))
-    walk(suite)
-    with open(path, encoding='utf-8') as f:
-        text = f.read()
-    listed = re.findall(r"'([A-Za-z]+Test\.test_[A-Za-z0-9_]+)'", text)
-    dupes = sorted({n for n in listed if listed.count(n) > 1})
-    missing = sorted(have - set(listed))
-    unknown = sorted(set(listed) - have)
-    for n in missing:
-        print('not registered in %s: %s' % (path, n))
-    for n in unknown:
-        print('registered but not defined: %s' % n)
-    for n in dupes:
-        print('registered twice: %s' % n)
-    print('%d tests defined, %d registered' % (len(have), len(listed)))
-    return 1 if missing or unknown or dupes else 0
-
-
 if __name__ == '__main__':
-    if len(sys.argv) == 3 and sys.argv[1] == '--check-meson':
-        sys.exit(check_meson(sys.argv[2]))
-    for var, path in (('CHAT_SERVER', CHAT_SERVER),
-                      ('CHAT_CLIENT', CHAT_CLIENT)):
-        if not os.access(path, os.X_OK):
-            sys.stderr.write('%s: %s is not an executable (set %s)\n'
-                             % (sys.argv[0], path, var))
-    unittest.main()
+    harness.main()

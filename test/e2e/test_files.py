@@ -44,6 +44,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import harness
 from harness import (  # noqa: E402
     CHAT_CLIENT, CHAT_SERVER, FILE_PROMPT, GOODBYE, MENU, OWNER_PROMPT,
     ChatTestCase, Client, Process, free_port, scaled)
@@ -500,6 +501,7 @@ class FileTransferTest(FileTestCase):
         alice.wait_for('sending bytes.bin to bob')
         alice.wait_for('sent bytes.bin to bob')
 
+    @harness.slow
     def test_64_mib_random_file_arrives_identical(self):
         server = self.start_server()
         alice = self.file_client(server, 'alice')
@@ -536,6 +538,7 @@ class FileTransferTest(FileTestCase):
         start = self.request(bob, 'alice', 'cwd.txt')
         self.expect_success(bob, 'cwd.txt', 'alice', b'from the cwd\n', start)
 
+    @harness.slow
     def test_menu_returns_at_once_and_chat_flows_during_large_transfer(self):
         server = self.start_server()
         alice = self.file_client(server, 'alice')
@@ -597,6 +600,7 @@ class FileTransferTest(FileTestCase):
         self.expect_success(bob, 'held.bin', fake.name, data, start)
         self.expect_success(bob, 'other.bin', 'alice', other, s2)
 
+    @harness.slow
     def test_three_clients_request_from_each_other_at_once(self):
         server = self.start_server()
         names = ('alice', 'bob', 'carol')
@@ -630,6 +634,7 @@ class FileTransferTest(FileTestCase):
                                                      o.name), 1)
                 o.wait_for('sent %s.bin to %s' % (o.name, c.name), 30)
 
+    @harness.slow
     def test_several_concurrent_requests_from_same_owner(self):
         server = self.start_server()
         alice = self.file_client(server, 'alice', extra=['--max-transfers',
@@ -829,6 +834,7 @@ class FileFailureTest(FileTestCase):
                             timeout=15)
         self.assert_chat_works(bob, self.file_client(server, 'carol'))
 
+    @harness.slow
     def test_owner_killed_right_after_request(self):
         server = self.start_server()
         alice = self.file_client(server, 'alice')
@@ -846,6 +852,7 @@ class FileFailureTest(FileTestCase):
         carol.wait_for('* alice left')
         self.assert_chat_works(bob, carol)
 
+    @harness.slow
     def test_owner_killed_mid_transfer(self):
         server = self.start_server()
         alice = self.file_client(server, 'alice')
@@ -864,6 +871,7 @@ class FileFailureTest(FileTestCase):
         self.assert_chat_works(bob, carol)
         self.assertEqual(os.listdir(bob.downloads), [])
 
+    @harness.slow
     def test_requester_exits_during_large_transfer(self):
         server = self.start_server()
         alice = self.file_client(server, 'alice')
@@ -1128,42 +1136,5 @@ class FileSecurityTest(FileTestCase):
         self.assert_err_only(data, None, need_err=False)
 
 
-def check_meson(path):
-    """Exit status 0 when meson.build registers exactly the tests here, as
-    'files:Class.test_method' entries."""
-    suite = unittest.TestLoader().loadTestsFromModule(sys.modules[__name__])
-    have = set()
-
-    def walk(s):
-        for t in s:
-            if isinstance(t, unittest.TestSuite):
-                walk(t)
-            else:
-                cls, meth = t.id().split('.')[-2:]
-                have.add('%s.%s' % (cls, meth))
-    walk(suite)
-    with open(path, encoding='utf-8') as f:
-        text = f.read()
-    listed = re.findall(r"'files:([A-Za-z]+Test\.test_[A-Za-z0-9_]+)'", text)
-    dupes = sorted({n for n in listed if listed.count(n) > 1})
-    missing = sorted(have - set(listed))
-    unknown = sorted(set(listed) - have)
-    for n in missing:
-        print('not registered in %s: %s' % (path, n))
-    for n in unknown:
-        print('registered but not defined: %s' % n)
-    for n in dupes:
-        print('registered twice: %s' % n)
-    print('%d tests defined, %d registered' % (len(have), len(listed)))
-    return 1 if missing or unknown or dupes else 0
-
-
 if __name__ == '__main__':
-    if len(sys.argv) == 3 and sys.argv[1] == '--check-meson':
-        sys.exit(check_meson(sys.argv[2]))
-    for var, path in (('CHAT_SERVER', CHAT_SERVER),
-                      ('CHAT_CLIENT', CHAT_CLIENT)):
-        if not os.access(path, os.X_OK):
-            sys.stderr.write('%s: %s is not an executable (set %s)\n'
-                             % (sys.argv[0], path, var))
-    unittest.main()
+    harness.main()

@@ -35,6 +35,7 @@ import unittest
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import harness
 from harness import (  # noqa: E402
     CHAT_CLIENT, CHAT_SERVER, WRAPPER, ChatTestCase, Client, LineSocket,
     Process, Server, free_port, scaled, welcome_re)
@@ -516,6 +517,7 @@ class HostileBytesTest(HostileCase):
         self.assertEqual(self.answers(evil), [])
         self.assert_serves(server, by)
 
+    @harness.slow
     def test_100mb_line_without_newline_gets_line_too_long_rss_bounded(self):
         server = self.start_server()
         by = self.bystanders(server)
@@ -768,6 +770,7 @@ class FloodControlTest(HostileCase):
                                  for t in texts).encode())
         return reader, flooder, extra, texts
 
+    @harness.slow
     def test_throttled_flood_delivered_complete_in_order_and_delayed(self):
         server = self.start_server('--rate', '10', '--burst', '5')
         reader, flooder, _, texts = self.start_flood(server, 40)
@@ -780,6 +783,7 @@ class FloodControlTest(HostileCase):
         self.assertGreaterEqual(span, 2.0, 'the flood was not slowed down')
         self.assertTrue(server.alive())
 
+    @harness.slow
     def test_server_serves_others_while_a_flood_is_throttled(self):
         server = self.start_server('--rate', '10', '--burst', '5')
         reader, flooder, third, texts = self.start_flood(server, 40,
@@ -881,6 +885,7 @@ class SlowConsumerTest(HostileCase):
                          server.describe())
         return result
 
+    @harness.slow
     def test_never_reading_client_disconnected_as_slow_consumer(self):
         r = self.never_reading_scenario()
         log = r['server'].stderr_text()
@@ -888,6 +893,7 @@ class SlowConsumerTest(HostileCase):
                          'no "slow consumer" disconnect in the server log')
         self.assertIn(b'* slow left', r['reader'].seen)
 
+    @harness.slow
     def test_reading_client_gets_every_message_while_another_is_dropped(self):
         r = self.never_reading_scenario()
         lines = r['reader'].lines
@@ -904,6 +910,7 @@ class SlowConsumerTest(HostileCase):
         self.assertNotIn(b'* s1 left', lines)
         self.assertNotIn(b'* s2 left', lines)
 
+    @harness.slow
     def test_server_rss_bounded_while_a_client_never_reads(self):
         r = self.never_reading_scenario()
         growth = r['peak'] - r['base']
@@ -912,6 +919,7 @@ class SlowConsumerTest(HostileCase):
                             '(from %d to %d KiB)' % (growth, r['base'],
                                                      r['peak']))
 
+    @harness.slow
     def test_slow_reader_within_budget_not_dropped(self):
         server = self.start_server('--rate', '0', '--sendq', '1048576')
         slowreader = self.connect(server.port, 'slowreader', rcvbuf=16384)
@@ -1095,6 +1103,7 @@ class ChurnTest(HostileCase):
             self.assertEqual(leftovers, [], 'temporary files left')
         return not finished
 
+    @harness.slow
     def test_churn_and_killed_transfers_leave_server_serving_rss_back(self):
         server = self.start_server('--max-per-ip', '0',
                                    '--relay-rate', '8000000')
@@ -1156,6 +1165,7 @@ class ChurnTest(HostileCase):
 class ResourceExhaustionTest(HostileCase):
     """Out of descriptors (server), out of file size (client)."""
 
+    @harness.slow
     def test_out_of_descriptors_server_does_not_spin_and_recovers(self):
         server = LimitedServer(self, ['0'], 'RLIMIT_NOFILE', 64)
         server.wait_listening()
@@ -1233,43 +1243,5 @@ class ResourceExhaustionTest(HostileCase):
         self.assertEqual(req.exit(), 0, req.describe())
 
 
-def check_meson(path):
-    """Exit status 0 when meson.build registers exactly the tests here, as
-    'hostile:Class.test_method' entries."""
-    suite = unittest.TestLoader().loadTestsFromModule(sys.modules[__name__])
-    have = set()
-
-    def walk(s):
-        for t in s:
-            if isinstance(t, unittest.TestSuite):
-                walk(t)
-            else:
-                cls, meth = t.id().split('.')[-2:]
-                have.add('%s.%s' % (cls, meth))
-    walk(suite)
-    with open(path, encoding='utf-8') as f:
-        text = f.read()
-    listed = re.findall(r"'hostile:([A-Za-z]+Test\.test_[A-Za-z0-9_]+)'",
-                        text)
-    dupes = sorted({n for n in listed if listed.count(n) > 1})
-    missing = sorted(have - set(listed))
-    unknown = sorted(set(listed) - have)
-    for n in missing:
-        print('not registered in %s: %s' % (path, n))
-    for n in unknown:
-        print('registered but not defined: %s' % n)
-    for n in dupes:
-        print('registered twice: %s' % n)
-    print('%d tests defined, %d registered' % (len(have), len(listed)))
-    return 1 if missing or unknown or dupes else 0
-
-
 if __name__ == '__main__':
-    if len(sys.argv) == 3 and sys.argv[1] == '--check-meson':
-        sys.exit(check_meson(sys.argv[2]))
-    for var, path in (('CHAT_SERVER', CHAT_SERVER),
-                      ('CHAT_CLIENT', CHAT_CLIENT)):
-        if not os.access(path, os.X_OK):
-            sys.stderr.write('%s: %s is not an executable (set %s)\n'
-                             % (sys.argv[0], path, var))
-    unittest.main()
+    harness.main()

@@ -43,6 +43,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import harness
 from harness import WRAPPER, LineSocket, scaled  # noqa: E402
 from test_files import (  # noqa: E402
     MIB, FileTestCase, fetch, outcome_re, write_random,
@@ -310,6 +311,7 @@ class RelayFallbackTest(RelayTestCase):
                                  os.path.getsize(src))
         self.assertEqual(os.listdir(bob.downloads), ['nat.bin'])
 
+    @harness.slow
     def test_chat_flows_during_large_relay(self):
         server = self.start_server()
         alice = self.owner_without_port(server)
@@ -481,6 +483,7 @@ class RelayFailureTest(RelayTestCase):
         time.sleep(0.3)  # some bytes flow
         return alice, bob, carol, start
 
+    @harness.slow
     def test_requester_killed_mid_relay_server_keeps_serving(self):
         server = self.start_server('--relay-rate', str(32 * MIB))
         alice, bob, carol, start = self._huge_relay(server)
@@ -508,6 +511,7 @@ class RelayFailureTest(RelayTestCase):
                                  len(content))
         self.assertTrue(server.alive(), server.describe())
 
+    @harness.slow
     def test_owner_killed_mid_relay_requester_fails_cleanly(self):
         server = self.start_server('--relay-rate', str(32 * MIB))
         alice, bob, carol, start = self._huge_relay(server)
@@ -584,6 +588,7 @@ class RelaySecurityTest(RelayTestCase):
 class RelayLimitsTest(RelayTestCase):
     """Bounded memory, --relay-rate and --max-relays."""
 
+    @harness.slow
     def test_256_mib_relay_keeps_server_memory_bounded(self):
         size = 256 * MIB
         limit_kib = 16 * 1024
@@ -715,43 +720,5 @@ def fetch_rest(case, leg, timeout=15):
     return bytes(data)
 
 
-def check_meson(path):
-    """Exit status 0 when meson.build registers exactly the tests here, as
-    'relay:Class.test_method' entries."""
-    suite = unittest.TestLoader().loadTestsFromModule(sys.modules[__name__])
-    have = set()
-
-    def walk(s):
-        for t in s:
-            if isinstance(t, unittest.TestSuite):
-                walk(t)
-            else:
-                cls, meth = t.id().split('.')[-2:]
-                have.add('%s.%s' % (cls, meth))
-    walk(suite)
-    with open(path, encoding='utf-8') as f:
-        text = f.read()
-    listed = re.findall(r"'relay:([A-Za-z]+Test\.test_[A-Za-z0-9_]+)'", text)
-    dupes = sorted({n for n in listed if listed.count(n) > 1})
-    missing = sorted(have - set(listed))
-    unknown = sorted(set(listed) - have)
-    for n in missing:
-        print('not registered in %s: %s' % (path, n))
-    for n in unknown:
-        print('registered but not defined: %s' % n)
-    for n in dupes:
-        print('registered twice: %s' % n)
-    print('%d tests defined, %d registered' % (len(have), len(listed)))
-    return 1 if missing or unknown or dupes else 0
-
-
 if __name__ == '__main__':
-    if len(sys.argv) == 3 and sys.argv[1] == '--check-meson':
-        sys.exit(check_meson(sys.argv[2]))
-    from harness import CHAT_CLIENT, CHAT_SERVER
-    for var, path in (('CHAT_SERVER', CHAT_SERVER),
-                      ('CHAT_CLIENT', CHAT_CLIENT)):
-        if not os.access(path, os.X_OK):
-            sys.stderr.write('%s: %s is not an executable (set %s)\n'
-                             % (sys.argv[0], path, var))
-    unittest.main()
+    harness.main()

@@ -845,3 +845,16 @@ def main():
             sys.stderr.write('%s: no test named %s\n' % (sys.argv[0], name))
             sys.exit(2)
     unittest.main(module=module)
+
+
+def memory_is_measurable(pid):
+    """False when pid runs under valgrind or AddressSanitizer, whose own
+    bookkeeping (ASan keeps freed memory in a quarantine of up to 256 MiB)
+    swamps any bound on the program's resident memory."""
+    if WRAPPER:
+        return False
+    try:
+        with open('/proc/%d/maps' % pid, encoding='utf-8') as f:
+            return 'libasan' not in f.read()
+    except OSError:
+        return True

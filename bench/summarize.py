@@ -1,0 +1,546 @@
+#!/usr/bin/env python3
+"""Helpers for compare.sh (Python 3 standard library only).
+
+  summarize.py brief FILE.json                 one line about one run
+  summarize.py halfrate RAWDIR SERVER N S [F]  per-sender msgs/s at F (default
+                                               0.5) of SERVER's median peak
+                                               at N clients
+  summarize.py summary RESULTSDIR              summary.md, .dat files, PNGs
+  summarize.py disturbed FILE.json             exit 0 if other processes
+                                               disturbed that run
+"""
+import glob
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+
+SERVERS = ['chat', 'nats', 'inspircd', 'ngircd']
+PEERS = ['nats', 'inspircd', 'ngircd']
+LABEL = {'chat': 'chat-server', 'nats': 'nats-server', 'inspircd': 'InspIRCd',
+         'ngircd': 'ngIRCd'}
+
+
+def load(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def others(r):
+    """Cores used by other processes during the measured window (machine
+    busy minus the server and chat-bench; kernel work not charged to either,
+    such as softirq, counts here too)."""
+    m = r.get('machine_busy_cores', -1)
+    if m < 0:
+        return -1
+    return max(0.0, m - max(r.get('server_cpu', 0), 0) -
+               max(r.get('bench_cpu', 0), 0))
+
+
+DISTURBED = 0.5  # cores taken by other processes that make a run disturbed
+
+
+def disturbed(r):
+    return others(r) > DISTURBED
+
+
+def usable(rs):
+    """The runs a median is taken over: those without loss or drops, and
+    of those the undisturbed ones when there are any."""
+    ok = [r for r in rs if r.get('ok')]
+    calm = [r for r in ok if not disturbed(r)]
+    return calm if calm else ok
+
+
+def brief(path):
+    r = load(path)
+    if r is None:
+        return 'no result'
+    m = r.get('mode')
+    if m == 'fanout':
+        return ('%.0f deliveries/s, %.1f msgs/s, ratio %.6f, p50 %.0f us, '
+                'p99 %.0f us, connect %.1f s, cpu bench %.0f%% server '
+                '%.0f%%, others %.2f cores%s' % (
+                    r['deliveries_per_s'], r['sent_per_s'],
+                    r['delivery_ratio'], r['latency_us']['p50'],
+                    r['latency_us']['p99'], r['connect_s'],
+                    100 * r.get('bench_cpu', -1),
+                    100 * r.get('server_cpu', -1),
+                    others(r),
+                    '' if r['ok'] else ' NOT OK'))
+    if m == 'idle':
+        return '%.0f bytes/client, %.0f clients/s%s' % (
+            r['rss_per_client_bytes'], r['connects_per_s'],
+            '' if r['ok'] else ' NOT OK')
+    if m in ('transfer', 'socat'):
+        return '%.1f MiB/s in %.2f s%s' % (r['mib_per_s'], r['seconds'],
+                                          '' if r['ok'] else ' NOT OK')
+    return json.dumps(r)
+
+
+def runs(raw, pattern):
+    out = []
+    for p in sorted(glob.glob(os.path.join(raw, pattern))):
+        r = load(p)
+        if r is not None:
+            out.append((os.path.basename(p), r))
+    return out
+
+
+def med(vals):
+    vals = [v for v in vals if v is not None]
+    return statistics.median(vals) if vals else None
+
+
+def halfrate(raw, server, clients, senders, frac='0.5'):
+    vals = [r['deliveries_per_s'] for r in
+            usable([r for _, r in
+                    runs(raw, 'fanout-%s-%s-r*.json' % (server, clients))])]
+    if not vals:
+        sys.exit(1)
+    msgs = med(vals) / (int(clients) - 1)
+    print('%.3f' % (msgs * float(frac) / int(senders)))
+
+
+def fmt(v, spec='%.0f'):
+    return '—' if v is None else spec % v
+
+
+def fmt_int(v):
+    return '—' if v is None else '{:,.0f}'.format(v)
+
+
+def verdict(ok):
+    return 'met' if ok else 'NOT met'
+
+
+def summary(outdir):
+    raw = os.path.join(outdir, 'raw')
+    lines = []
+    add = lines.append
+    machine = ''
+    mpath = os.path.join(outdir, 'machine.txt')
+    if os.path.exists(mpath):
+        machine = open(mpath).read()
+    add('# chat-bench comparison: %s' % os.path.basename(outdir.rstrip('/')))
+    add('')
+    add('```')
+    add(machine.rstrip())
+    add('```')
+    add('')
+    add('Medians over the runs; "ratio" is chat-server / best peer. Runs whose '
+        'delivery ratio was not exactly 1 or that dropped clients are marked '
+        'and left out of the medians. A run is *disturbed* when other '
+        'processes on the machine took more than %.1f cores during its '
+        'measured window; disturbed runs are left out of a median when '
+        'undisturbed runs of the same case exist.' % DISTURBED)
+    add('')
+
+    # ---- fan-out ----
+    fan = {}
+    sizes = set()
+    for name, r in runs(raw, 'fanout-*.json'):
+        m = re.match(r'fanout-(\w+)-(\d+)-r(\d+)\.json', name)
+        if not m:
+            continue
+        s, n = m.group(1), int(m.group(2))
+        sizes.add(n)
+        fan.setdefault((s, n), []).append(r)
+    targets = []
+    if fan:
+        add('## Fan-out deliveries/s (closed loop, 10 senders, 64-byte '
+            'payloads, window 8)')
+        add('')
+        add('| clients | ' + ' | '.join(LABEL[s] for s in SERVERS) +
+            ' | best peer | ratio | target ≥ 1.2× |')
+        add('|' + ' --- |' * (len(SERVERS) + 4))
+        for n in sorted(sizes):
+            meds = {}
+            cells = []
+            for s in SERVERS:
+                rs = fan.get((s, n), [])
+                use = usable(rs)
+                bad = len([r for r in rs if not r.get('ok')])
+                dist = len([r for r in rs if r.get('ok') and disturbed(r)])
+                meds[s] = med([r['deliveries_per_s'] for r in use])
+                c = fmt_int(meds[s])
+                if rs:
+                    notes = ['%d run%s' % (len(rs), '' if len(rs) == 1 else 's')]
+                    if bad:
+                        notes.append('%d not ok' % bad)
+                    if dist:
+                        notes.append('%d disturbed%s' % (
+                            dist, ', used' if use and disturbed(use[0])
+                            else ', left out'))
+                    c += ' (%s)' % ', '.join(notes)
+                cells.append(c)
+            peers = [(meds[s], s) for s in PEERS if meds.get(s) is not None]
+            best = max(peers) if peers else None
+            ratio = (meds['chat'] / best[0]
+                     if best and meds.get('chat') is not None else None)
+            ok = ratio is not None and ratio >= 1.2
+            targets.append(('fan-out deliveries/s at %d clients ≥ 1.2× best '
+                            'peer' % n,
+                            '%s× (%s vs %s %s)' % (fmt(ratio, '%.2f'),
+                                                  fmt_int(meds.get('chat')),
+                                                  LABEL[best[1]] if best else '—',
+                                                  fmt_int(best[0]) if best else '—'),
+                            ok if ratio is not None else None))
+            add('| %d | %s | %s | %s | %s |' % (
+                n, ' | '.join(cells), LABEL[best[1]] if best else '—',
+                fmt(ratio, '%.2f×'),
+                '—' if ratio is None else verdict(ok)))
+        add('')
+        add('Server and generator CPU in the same runs (median, % of one '
+            'core; the server is pinned to CPU 0, chat-bench to CPU 1), and '
+            'the most CPU that other processes took in any run (cores, '
+            'of 2):')
+        add('')
+        add('| clients | ' + ' | '.join(LABEL[s] for s in SERVERS) + ' |')
+        add('|' + ' --- |' * (len(SERVERS) + 1))
+        for n in sorted(sizes):
+            cells = []
+            for s in SERVERS:
+                rs = usable(fan.get((s, n), []))
+                if not rs:
+                    cells.append('—')
+                    continue
+                cells.append('server %s / bench %s / others ≤ %.2f' % (
+                    fmt(med([100 * r.get('server_cpu', 0) for r in rs]),
+                        '%.0f %%'),
+                    fmt(med([100 * r.get('bench_cpu', 0) for r in rs]),
+                        '%.0f %%'),
+                    max(others(r) for r in rs)))
+            add('| %d | %s |' % (n, ' | '.join(cells)))
+        add('')
+        add('Closed-loop latency (same runs), median of the runs\' p99 in '
+            'microseconds:')
+        add('')
+        add('| clients | ' + ' | '.join(LABEL[s] for s in SERVERS) + ' |')
+        add('|' + ' --- |' * (len(SERVERS) + 1))
+        for n in sorted(sizes):
+            add('| %d | %s |' % (n, ' | '.join(
+                fmt_int(med([r['latency_us']['p99']
+                             for r in usable(fan.get((s, n), []))]))
+                for s in SERVERS)))
+        add('')
+        # plot data
+        with open(os.path.join(outdir, 'fanout.dat'), 'w') as f:
+            f.write('# clients ' + ' '.join(SERVERS) + ' (deliveries/s)\n')
+            for n in sorted(sizes):
+                f.write('%d %s\n' % (n, ' '.join(
+                    fmt(med([r['deliveries_per_s']
+                             for r in usable(fan.get((s, n), []))]),
+                        '%.1f').replace('—', 'NaN')
+                    for s in SERVERS)))
+        with open(os.path.join(outdir, 'p99.dat'), 'w') as f:
+            f.write('# clients ' + ' '.join(SERVERS) + ' (p99 ms, closed loop)\n')
+            for n in sorted(sizes):
+                f.write('%d %s\n' % (n, ' '.join(
+                    fmt(med([r['latency_us']['p99'] / 1000.0
+                             for r in usable(fan.get((s, n), []))]),
+                        '%.3f').replace('—', 'NaN') for s in SERVERS)))
+
+    # ---- latency at half peak ----
+    lat = {}
+    for name, r in runs(raw, 'latency-*.json'):
+        m = re.match(r'latency-(\w+)-(\d+)-r(\d+)\.json', name)
+        if m:
+            lat.setdefault(m.group(1), []).append(r)
+    if lat:
+        n = next(iter(lat.values()))[0]['clients']
+        add('## Latency at half of each server\'s peak rate (%d clients, '
+            'fixed rate)' % n)
+        add('')
+        add('| server | msgs/s per sender | deliveries/s | p50 µs | p99 µs | '
+            'p99.9 µs | max µs | runs |')
+        add('| --- | --- | --- | --- | --- | --- | --- | --- |')
+        for s in SERVERS:
+            rs = lat.get(s)
+            if not rs:
+                continue
+            good = usable(rs)
+            dist = len([r for r in rs if r.get('ok') and disturbed(r)])
+            q = lambda k: med([r['latency_us'][k] for r in good])
+            add('| %s | %s | %s | %s | %s | %s | %s | %d%s |' % (
+                LABEL[s], fmt(med([r['rate'] for r in rs]), '%.1f'),
+                fmt_int(med([r['deliveries_per_s'] for r in good])),
+                fmt_int(q('p50')), fmt_int(q('p99')), fmt_int(q('p999')),
+                fmt_int(q('max')), len(rs),
+                (' (%d not ok)' % len([r for r in rs if not r.get('ok')])
+                 if any(not r.get('ok') for r in rs) else '') +
+                (' (%d disturbed%s)' % (dist, ', used' if good and
+                                        disturbed(good[0]) else ', left out')
+                 if dist else '')))
+            if s == 'chat':
+                p99 = q('p99')
+                targets.append(('p99 at %d clients at half peak < 5 ms' % n,
+                                '%s ms' % fmt(None if p99 is None else
+                                              p99 / 1000, '%.2f'),
+                                None if p99 is None else p99 < 5000))
+        add('')
+
+    # ---- load sweep ----
+    sweep = []
+    for name, r in runs(raw, 'sweep-chat-*.json'):
+        m = re.match(r'sweep-chat-(\d+)-f([0-9.]+)\.json', name)
+        if m:
+            sweep.append((float(m.group(2)), r))
+    if sweep:
+        sweep.sort(key=lambda x: x[0])
+        peak = med([r['deliveries_per_s'] for r in
+                    usable(fan.get(('chat', sweep[0][1]['clients']), []))])
+        add('## chat-server latency against offered load (%d clients, fixed '
+            'rate, 1 run each)' % sweep[0][1]['clients'])
+        add('')
+        add('Load as a fraction of chat-server\'s closed-loop peak above '
+            '(%s deliveries/s); the half-peak row is the median of the '
+            'latency runs.' % fmt_int(peak))
+        add('')
+        add('| load | msgs/s per sender | deliveries/s | server CPU | p50 µs | '
+            'p99 µs | p99.9 µs | max µs | others (cores) |')
+        add('| --- | --- | --- | --- | --- | --- | --- | --- | --- |')
+        rows = [(f, [r]) for f, r in sweep]
+        if lat.get('chat'):
+            rows.append((0.5, usable(lat['chat'])))
+        rows.sort(key=lambda x: x[0])
+        best = None
+        for f, rs in rows:
+            q = lambda k: med([r['latency_us'][k] for r in rs])
+            add('| %.2f | %s | %s | %s | %s | %s | %s | %s | %s |' % (
+                f, fmt(med([r['rate'] for r in rs]), '%.1f'),
+                fmt_int(med([r['deliveries_per_s'] for r in rs])),
+                fmt(med([100 * r.get('server_cpu', 0) for r in rs]), '%.0f %%'),
+                fmt_int(q('p50')), fmt_int(q('p99')), fmt_int(q('p999')),
+                fmt_int(q('max')),
+                fmt(max(others(r) for r in rs), '%.2f')))
+            if q('p99') is not None and q('p99') < 5000 and all(
+                    r.get('ok') for r in rs):
+                best = (f, med([r['deliveries_per_s'] for r in rs]))
+        add('')
+        lo = rows[0]
+        targets.append(('(context, not a target) highest measured load with '
+                        'p99 < 5 ms at %d clients' % sweep[0][1]['clients'],
+                        ('%.2f of peak (%s deliveries/s)' % best) if best else
+                        'none: at the lowest, %.2f of peak, p99 is %s ms' % (
+                            lo[0], fmt(med([r['latency_us']['p99']
+                                            for r in lo[1]]) / 1000, '%.1f')),
+                        'context'))
+
+    # ---- window sensitivity ----
+    win = {}
+    for name, r in runs(raw, 'window64-*.json'):
+        m = re.match(r'window64-(\w+)-(\d+)-r\d+\.json', name)
+        if m:
+            win[m.group(1)] = r
+    if win:
+        add('## Sensitivity: window 64 instead of 8 at 100 clients (1 run)')
+        add('')
+        add('| server | deliveries/s, window 64 | window 8 (median) | '
+            'server CPU, window 64 | server CPU, window 8 (median) | '
+            'p99 µs, window 64 |')
+        add('| --- | --- | --- | --- | --- | --- |')
+        for s in SERVERS:
+            r = win.get(s)
+            if not r:
+                continue
+            w8 = [x for x in fan.get((s, 100), []) if x.get('ok')]
+            add('| %s | %s%s | %s | %s | %s | %s |' % (
+                LABEL[s], fmt_int(r['deliveries_per_s']),
+                '' if r.get('ok') else ' (NOT ok)',
+                fmt_int(med([x['deliveries_per_s'] for x in w8])),
+                fmt(100 * r.get('server_cpu', 0), '%.0f %%'),
+                fmt(med([100 * x.get('server_cpu', 0) for x in w8]), '%.0f %%'),
+                fmt_int(r['latency_us']['p99'])))
+        add('')
+
+    # ---- idle ----
+    idle = {}
+    for name, r in runs(raw, 'idle-*.json'):
+        m = re.match(r'idle-(\w+)-(\d+)\.json', name)
+        if m:
+            idle[m.group(1)] = r
+    if idle:
+        n = next(iter(idle.values()))['clients']
+        add('## Idle clients: server RSS per client (%d clients)' % n)
+        add('')
+        add('| server | clients | RSS before KiB | RSS after KiB | '
+            'bytes per client | connect+register/s | ok |')
+        add('| --- | --- | --- | --- | --- | --- | --- |')
+        for s in SERVERS:
+            r = idle.get(s)
+            if not r:
+                continue
+            what = ('registered, no JOIN' if r.get('joined') is False else
+                    'registered, joined' if s in ('inspircd', 'ngircd') else
+                    'subscribed' if s == 'nats' else 'registered (one room)')
+            add('| %s | %s | %s | %s | %s | %s | %s |' % (
+                LABEL[s], what, fmt_int(r['rss_before_kib']),
+                fmt_int(r['rss_hold_kib']),
+                fmt_int(r['rss_per_client_bytes']),
+                fmt_int(r['connects_per_s']), 'yes' if r['ok'] else 'NO'))
+            if s == 'chat':
+                v = r['rss_per_client_bytes']
+                targets.append(('idle RSS per client at %d clients < 2 KiB' % n,
+                                '%s bytes' % fmt_int(v),
+                                v < 2048 if r['ok'] else None))
+        add('')
+
+    # ---- transfer ----
+    xs = {'direct': [], 'relay': [], 'socat': [], 'socat-b256k': []}
+    for name, r in runs(raw, 'transfer-*.json'):
+        m = re.match(r'transfer-(\w+)-r\d+\.json', name)
+        if m and m.group(1) in xs:
+            xs[m.group(1)].append(r)
+    xs['socat'] = [r for _, r in runs(raw, 'socat-r*.json')]
+    xs['socat-b256k'] = [r for _, r in runs(raw, 'socat-b256k-r*.json')]
+    if any(xs.values()):
+        size = None
+        for v in xs.values():
+            if v:
+                size = v[0]['bytes']
+                break
+        add('## File transfer (%s MiB, loopback)' % fmt(size / 1048576.0))
+        add('')
+        add('| path | MiB/s (median) | runs | verified | vs socat | '
+            'vs socat -b 262144 | server RSS growth KiB | '
+            'owner/sender RSS KiB | requester/receiver RSS KiB |')
+        add('| --- | --- | --- | --- | --- | --- | --- | --- | --- |')
+        socat = med([r['mib_per_s'] for r in xs['socat'] if r.get('ok')])
+        socat_b = med([r['mib_per_s'] for r in xs['socat-b256k']
+                       if r.get('ok')])
+        for k in ('socat', 'socat-b256k', 'direct', 'relay'):
+            rs = xs[k]
+            if not rs:
+                continue
+            good = [r for r in rs if r.get('ok')]
+            v = med([r['mib_per_s'] for r in good])
+            ratio = v / socat if v is not None and socat else None
+            ratio_b = v / socat_b if v is not None and socat_b else None
+            if k.startswith('socat'):
+                grow = ('—', 'peak %s' %
+                        fmt_int(max(r['sender_rss_peak_kib'] for r in rs)),
+                        'peak %s' %
+                        fmt_int(max(r['receiver_rss_peak_kib'] for r in rs)))
+            else:
+                grow = (fmt_int(max(r['server_rss_peak_kib'] -
+                                    r['server_rss_base_kib'] for r in rs)),
+                        '+%s (peak %s)' % (
+                            fmt_int(max(r['owner_rss_peak_kib'] -
+                                        r['owner_rss_base_kib'] for r in rs)),
+                            fmt_int(max(r['owner_rss_peak_kib'] for r in rs))),
+                        '+%s (peak %s)' % (
+                            fmt_int(max(r['requester_rss_peak_kib'] -
+                                        r['requester_rss_base_kib']
+                                        for r in rs)),
+                            fmt_int(max(r['requester_rss_peak_kib']
+                                        for r in rs))))
+            add('| %s | %s | %d | %s | %s | %s | %s | %s | %s |' % (
+                k if k != 'socat-b256k' else 'socat -b 262144',
+                fmt(v, '%.1f'), len(rs),
+                'all' if len(good) == len(rs) else '%d of %d' % (len(good),
+                                                                 len(rs)),
+                fmt(ratio, '%.2f×'), fmt(ratio_b, '%.2f×'), *grow))
+            if k in ('direct', 'relay'):
+                want = 0.9 if k == 'direct' else 0.75
+                targets.append(('transfer %s ≥ %.2f× socat' % (k, want),
+                                fmt(ratio, '%.2f×'),
+                                None if ratio is None else ratio >= want))
+        growth = [max(r['server_rss_peak_kib'] - r['server_rss_base_kib'],
+                      r['owner_rss_peak_kib'] - r['owner_rss_base_kib'],
+                      r['requester_rss_peak_kib'] - r['requester_rss_base_kib'])
+                  for k in ('direct', 'relay') for r in xs[k]]
+        if growth:
+            g = max(growth)
+            targets.append(('RSS flat during transfer (peak growth of server '
+                            'and both clients ≤ 8 MiB)',
+                            '%s KiB max growth' % fmt_int(g), g <= 8192))
+        add('')
+
+    if targets:
+        add('## Targets')
+        add('')
+        add('| target | measured | verdict |')
+        add('| --- | --- | --- |')
+        for t, v, ok in targets:
+            add('| %s | %s | %s |' % (t, v, 'not measured' if ok is None
+                                      else '—' if ok == 'context'
+                                      else verdict(ok)))
+        add('')
+
+    # ---- runs ----
+    add('## All runs')
+    add('')
+    add('| run | result |')
+    add('| --- | --- |')
+    for p in sorted(glob.glob(os.path.join(raw, '*.json'))):
+        add('| %s | %s |' % (os.path.basename(p)[:-5], brief(p)))
+    add('')
+    with open(os.path.join(outdir, 'summary.md'), 'w') as f:
+        f.write('\n'.join(lines))
+    plots(outdir)
+    print(os.path.join(outdir, 'summary.md'))
+
+
+def plots(outdir):
+    if not shutil.which('gnuplot'):
+        return
+    cols = {'chat': 2, 'nats': 3, 'inspircd': 4, 'ngircd': 5}
+    for dat, png, ylabel, title in (
+            ('fanout.dat', 'fanout.png', 'deliveries per second',
+             'Fan-out throughput (10 senders, 64 B, window 8)'),
+            ('p99.dat', 'p99.png', 'p99 latency (ms)',
+             'Closed-loop p99 delivery latency (same runs)')):
+        path = os.path.join(outdir, dat)
+        if not os.path.exists(path):
+            continue
+        plot = ', '.join("'%s' using 1:%d with linespoints lw 2 pt 7 "
+                         "title '%s'" % (dat, cols[s], LABEL[s])
+                         for s in SERVERS)
+        script = '\n'.join([
+            'set terminal pngcairo size 900,560 font ",11"'
+            if _has_cairo() else 'set terminal png size 900,560',
+            "set output '%s'" % png,
+            "set title '%s'" % title,
+            "set xlabel 'clients'", "set ylabel '%s'" % ylabel,
+            'set logscale x', 'set logscale y', 'set grid',
+            'set key outside right', 'set datafile missing "NaN"',
+            'set format y "%.0s%c"' if dat == 'fanout.dat' else '',
+            'plot ' + plot, ''])
+        subprocess.run(['gnuplot'], input=script, text=True, cwd=outdir,
+                       stderr=subprocess.DEVNULL, check=False)
+
+
+def _has_cairo():
+    try:
+        r = subprocess.run(['gnuplot', '-e', 'set terminal'],
+                           capture_output=True, text=True, timeout=10)
+        return 'pngcairo' in (r.stdout + r.stderr)
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+def main():
+    a = sys.argv[1:]
+    if len(a) == 2 and a[0] == 'brief':
+        print(brief(a[1]))
+    elif len(a) in (5, 6) and a[0] == 'halfrate':
+        halfrate(*a[1:])
+    elif len(a) == 2 and a[0] == 'disturbed':
+        r = load(a[1])
+        sys.exit(0 if r is not None and r.get('mode') == 'fanout' and
+                 disturbed(r) else 1)
+    elif len(a) == 2 and a[0] == 'summary':
+        summary(a[1])
+    else:
+        sys.exit(__doc__)
+
+
+if __name__ == '__main__':
+    main()

@@ -480,11 +480,25 @@ static void on_fs_write(uv_fs_t *req) {
 
 static void do_shutdown(chat_stream_t *s);
 
+/* Describes the unwritten head of the queue (up to STREAM_WRITE_BATCH
+ * buffers, the first one past what was already written) in bufs. */
+static uint32_t head_bufs(const chat_stream_t *s, uv_buf_t *bufs) {
+  uint32_t n = s->q_len < STREAM_WRITE_BATCH ? s->q_len : STREAM_WRITE_BATCH;
+  chat_buf_t *b;
+
+  for (uint32_t i = 0; i < n; i++) {
+    b = ring_at(s, i);
+    bufs[i] = uv_buf_init(b->data, (unsigned)b->len);
+  }
+  bufs[0].base += s->q_off;
+  bufs[0].len -= s->q_off;
+  return n;
+}
+
 /* Starts one write of up to STREAM_WRITE_BATCH queued buffers. */
 static void flush(chat_stream_t *s) {
   uv_buf_t bufs[STREAM_WRITE_BATCH];
-  uint32_t n, i;
-  chat_buf_t *b;
+  uint32_t n;
   int rc;
 
   if (s->inflight > 0 || (s->flags & F_CLOSING))
@@ -494,13 +508,7 @@ static void flush(chat_stream_t *s) {
       do_shutdown(s);
     return;
   }
-  n = s->q_len < STREAM_WRITE_BATCH ? s->q_len : STREAM_WRITE_BATCH;
-  for (i = 0; i < n; i++) {
-    b = ring_at(s, i);
-    bufs[i] = uv_buf_init(b->data, (unsigned)b->len);
-  }
-  bufs[0].base += s->q_off;
-  bufs[0].len -= s->q_off;
+  n = head_bufs(s, bufs);
   s->inflight = n;
   if (s->kind == CHAT_STREAM_FILE)
     rc = uv_fs_write(s->file->closer.loop, &s->file->wreq, s->file->fd, bufs, n,
@@ -539,17 +547,10 @@ static void dirty_unlink(chat_stream_t *s) {
  * writev, and leaves the rest to uv_write. */
 static void batch_write(chat_stream_t *s) {
   uv_buf_t bufs[STREAM_WRITE_BATCH];
-  uint32_t n, i;
-  chat_buf_t *b;
+  uint32_t n;
   int w;
 
-  n = s->q_len < STREAM_WRITE_BATCH ? s->q_len : STREAM_WRITE_BATCH;
-  for (i = 0; i < n; i++) {
-    b = ring_at(s, i);
-    bufs[i] = uv_buf_init(b->data, (unsigned)b->len);
-  }
-  bufs[0].base += s->q_off;
-  bufs[0].len -= s->q_off;
+  n = head_bufs(s, bufs);
   w = uv_try_write(&s->h.stream, bufs, n);
   if (w < 0 && w != UV_EAGAIN && w != UV_ENOSYS) {
     write_failed(s, w);

@@ -1041,7 +1041,7 @@ class ChurnTest(HostileCase):
     serves, its memory is back, and SIGTERM still exits 0."""
 
     WORKERS = 20
-    CYCLES = 5 if WRAPPED else 50  # per worker: 100 or 1000 in all
+    CYCLES = 5 if WRAPPED else 100  # per worker: 100 or 2000 in all
     FILE_SIZE = 20 * MIB
 
     def file_client(self, server, name, share, extra=()):

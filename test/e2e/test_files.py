@@ -207,23 +207,18 @@ def fetch(case, host, port, payload, timeout=15):
     return bytes(data)
 
 
-class FakeOwner:
-    """A chat user played by the test: registered over a raw socket, it
-    announces a file port of its own (FILEPORT), then answers SERVE and the
-    requester's file connection by hand."""
+class RawOwner:
+    """A chat user played by the test over a raw socket (IPv4, so that the
+    host the server hands out is reachable): it announces `port` with
+    FILEPORT and answers SERVE by hand. Subclasses add the file side."""
 
-    def __init__(self, case, server, name='fakeowner'):
+    def __init__(self, case, server, name, port):
         self.case = case
+        self.server = server
         self.name = name
-        self.conns = []
-        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.listener.bind(('127.0.0.1', 0))
-        self.listener.listen(8)
-        self.port = self.listener.getsockname()[1]
         case._sockets.append(self)
-        # over IPv4, so that the host the server hands out reaches listener
         self.chat = case.raw_client(server.port, name, host='127.0.0.1')
-        self.chat.send('\x01FILEPORT %d' % self.port)
+        self.chat.send('\x01FILEPORT %d' % port)
         self._serve_next = 0
 
     def wait_serve(self, timeout=10):
@@ -240,6 +235,22 @@ class FakeOwner:
 
     def serve_ok(self, token):
         self.chat.send('\x01SERVE-OK ' + token)
+
+    def close(self):
+        pass
+
+
+class FakeOwner(RawOwner):
+    """A raw owner with a file port of its own: it answers the requester's
+    file connection by hand."""
+
+    def __init__(self, case, server, name='fakeowner'):
+        self.conns = []
+        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.listener.bind(('127.0.0.1', 0))
+        self.listener.listen(8)
+        self.port = self.listener.getsockname()[1]
+        super().__init__(case, server, name, self.port)
 
     def accept(self, token, timeout=10):
         """Accepts the requester's file connection and checks its header

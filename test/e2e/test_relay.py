@@ -46,10 +46,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness
 from harness import WRAPPER, LineSocket, scaled  # noqa: E402
 from test_files import (  # noqa: E402
-    MIB, FileTestCase, fetch, outcome_re, write_random,
+    MIB, FileTestCase, RawOwner, fetch, outcome_re, write_random,
     write_sparse)
 
-TOKEN_RE = re.compile(r'^[0-9a-f]{32}$')
 
 
 def fallback_re(owner):
@@ -126,38 +125,17 @@ class RssSampler:
         return self.samples
 
 
-class RelayFakeOwner:
-    """A chat user played by the test: registered over a raw socket (IPv4)
-    it announces a file port that nobody listens on (or the port it is
-    given, e.g. 0), answers SERVE with SERVE-OK and, when asked with
-    RELAY-SERVE, opens its relay leg to the server by hand."""
+class RelayFakeOwner(RawOwner):
+    """A raw owner that announces a file port nobody listens on (or the
+    port it is given, e.g. 0), answers SERVE with SERVE-OK and, when asked
+    with RELAY-SERVE, opens its relay leg to the server by hand."""
 
     def __init__(self, case, server, name='fakeowner', port=None):
-        self.case = case
-        self.server = server
-        self.name = name
         if port is None:
             port = case.unused_port()  # bound, not listening: refused
         self.announced = port
         self.legs = []
-        case._sockets.append(self)
-        self.chat = case.raw_client(server.port, name, host='127.0.0.1')
-        self.chat.send('\x01FILEPORT %d' % port)
-        self._serve_next = 0
-
-    def wait_serve(self, timeout=10):
-        """The next SERVE line: returns (token, requester, file)."""
-        i = self.chat.wait_for(re.compile('^\x01SERVE '), timeout,
-                               start=self._serve_next)
-        self._serve_next = i + 1
-        line = self.chat.received[i]
-        parts = line[1:].split(' ', 3)
-        self.case.assertEqual(len(parts), 4, 'malformed SERVE: %r' % line)
-        self.case.assertRegex(parts[1], TOKEN_RE, 'SERVE token: %r' % line)
-        return parts[1], parts[2], parts[3]
-
-    def serve_ok(self, token):
-        self.chat.send('\x01SERVE-OK ' + token)
+        super().__init__(case, server, name, port)
 
     def wait_relay_serve(self, token, timeout=10):
         self.chat.wait_for('\x01RELAY-SERVE ' + token, timeout, start=0)

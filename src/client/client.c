@@ -104,6 +104,12 @@ void client_send_line(client_t *c, const char *s, size_t len) {
   chat_buf_unref(b);
   if (rc != 0 && rc != CHAT_ECLOSED)
     fprintf(stderr, "chat-client: cannot send: %s\n", chat_strerror(rc));
+  if (c->server.queued > CLIENT_SEND_MAX && !c->send_blocked) {
+    /* The server reads us slowly (flood control): stop reading stdin so
+     * a piped file cannot pile up in memory; resumed on drain. */
+    c->send_blocked = 1;
+    chat_stream_read_stop(&c->in);
+  }
 }
 
 /* ---- the menu ------------------------------------------------------------ */
@@ -215,7 +221,7 @@ static void enqueue(client_t *c, const char *line, size_t len) {
 static void take_line(client_t *c, const char *line, size_t len) {
   if (c->exiting)
     return;
-  if (c->waiting || c->queue_head != NULL)
+  if (c->waiting || c->send_blocked || c->queue_head != NULL)
     enqueue(c, line, len);
   else
     process_line(c, line, len);
@@ -243,7 +249,8 @@ static void on_input_event(chat_stream_t *s, int status) {
 static void drain_input(client_t *c) {
   input_line_t *l;
 
-  while (!c->waiting && !c->exiting && (l = c->queue_head) != NULL) {
+  while (!c->waiting && !c->exiting && !c->send_blocked &&
+         (l = c->queue_head) != NULL) {
     c->queue_head = l->next;
     if (c->queue_head == NULL)
       c->queue_tail = NULL;
@@ -251,7 +258,7 @@ static void drain_input(client_t *c) {
     process_line(c, l->data, l->len);
     free(l);
   }
-  if (c->exiting || c->waiting)
+  if (c->exiting || c->waiting || c->send_blocked)
     return;
   if (c->input_eof) {
     client_exit(c, 0); /* end of input is the same as 'x' */
@@ -332,6 +339,15 @@ static void on_server_line(chat_stream_t *s, const char *line, size_t len) {
     return; /* control lines are for us, never shown */
   }
   out_untrusted(c, line, len);
+}
+
+static void on_server_drain(chat_stream_t *s) {
+  client_t *c = client_of(s, server);
+
+  if (!c->send_blocked)
+    return;
+  c->send_blocked = 0;
+  drain_input(c); /* resumes reading stdin unless something else waits */
 }
 
 static void on_server_event(chat_stream_t *s, int status) {
@@ -421,6 +437,7 @@ static void on_connected(chat_stream_t *s, int status) {
     return;
   }
   chat_stream_read_start(s, on_server_line, on_server_event);
+  chat_stream_set_drain_cb(s, on_server_drain);
   ask_name(c);
   chat_stream_read_start(&c->in, on_input_line, on_input_event);
 }

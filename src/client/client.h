@@ -10,6 +10,8 @@
 #define CLIENT_SERVER_MAX_LINE (1024 * 1024) /* longest line from a server */
 #define CLIENT_INPUT_MAX_LINE (64 * 1024)    /* longest line typed */
 #define CLIENT_INPUT_QUEUE_MAX (256 * 1024)  /* typed-ahead bytes kept */
+#define CLIENT_SEND_MAX (256 * 1024) /* unsent lines to the server before we
+                                        stop reading stdin */
 #define CLIENT_STDOUT_MAX                                                      \
   (1024 * 1024)                        /* unwritten output before we stop      \
                                           reading from the server */
@@ -73,6 +75,7 @@ typedef struct {
   int interactive; /* stdin is a terminal */
   int connected;
   int waiting;   /* input held until the server answers our name */
+  int send_blocked; /* stdin paused: too much unsent to the server */
   int input_eof; /* stdin has ended */
   int exiting;
   int open_streams; /* streams not yet closed */

@@ -814,6 +814,30 @@ class FloodControlTest(HostileCase):
         report('rate 0, 2000 lines', seconds=time.monotonic() - began)
         self.assertEqual(reader.lines('flooder: '), texts)
 
+    def test_piped_client_memory_bounded_while_the_server_throttles_it(self):
+        # 30 MB of messages piped into a client whose server reads one line
+        # a second: the client stops reading its stdin instead of queueing
+        # it all for the server.
+        server = self.start_server('--rate', '1', '--burst', '1')
+        path = os.path.join(self.tmpdir, 'input.txt')
+        text = 'x' * 1000
+        with open(path, 'w', encoding='utf-8') as f:
+            f.write('piper\n')
+            for _ in range(30000):
+                f.write('m\n%s\n' % text)
+        with open(path, 'rb') as stdin:
+            client = self.start_client(server.port, 'piper', register=False,
+                                       stdin=stdin)
+            client.wait_for(re.compile(r'^\* welcome piper'))
+            time.sleep(scaled(2.0))
+            self.assertIsNone(client.popen.poll(), client.describe())
+            rss = rss_kib(client.pid)
+            report('piped client under flood control', rss_kib=rss)
+            if harness.memory_is_measurable(client.pid):
+                self.assertLess(rss, 16 * 1024, 'the client holds %d KiB: it '
+                                'queued its whole input' % rss)
+            client.kill()
+
 
 # ---- slow consumers -----------------------------------------------------------------
 

@@ -372,6 +372,8 @@ static void on_server_event(chat_stream_t *s, int status) {
 static void on_stream_closed(chat_stream_t *s) {
   client_t *c = s->data;
 
+  if (s == &c->server)
+    c->server_open = 0;
   if (--c->open_streams == 0 && !uv_is_closing((uv_handle_t *)&c->timer))
     uv_close((uv_handle_t *)&c->timer, NULL);
 }
@@ -379,8 +381,10 @@ static void on_stream_closed(chat_stream_t *s) {
 static void on_exit_grace(uv_timer_t *t) {
   client_t *c = t->data;
 
-  /* Someone is not reading what we still have to write: stop waiting. */
-  chat_stream_close(&c->server, on_stream_closed);
+  /* Someone is not reading what we still have to write (or the server is
+   * still being connected to): stop waiting. */
+  if (c->server_open)
+    chat_stream_close(&c->server, on_stream_closed);
   chat_stream_close(&c->out, on_stream_closed);
 }
 
@@ -423,9 +427,12 @@ static void on_tick(uv_timer_t *t) {
 static void on_connected(chat_stream_t *s, int status) {
   client_t *c = client_of(s, server);
 
+  if (status == UV_ECANCELED)
+    return; /* we left while connecting; the close callback follows */
   if (status != 0) {
     fprintf(stderr, "chat-client: cannot connect to %s port %d: %s\n",
             c->cfg.host, c->cfg.port, chat_strerror(status));
+    c->server_open = 0;
     c->open_streams--; /* the connector closed it */
     client_exit(c, 1);
     return;
@@ -477,6 +484,7 @@ int client_start(client_t *c, uv_loop_t *loop, const client_config_t *cfg) {
   uv_unref((uv_handle_t *)&c->sigint);
   uv_unref((uv_handle_t *)&c->sigterm);
   serve_start(c);
+  c->server.data = c; /* kept by chat_connect() */
   rc = chat_connect(loop, &c->server, cfg->host, cfg->port,
                     CLIENT_SERVER_MAX_LINE, on_connected);
   if (rc != 0) {
@@ -486,5 +494,6 @@ int client_start(client_t *c, uv_loop_t *loop, const client_config_t *cfg) {
     return 0;
   }
   c->open_streams++;
+  c->server_open = 1;
   return 0;
 }

@@ -74,6 +74,7 @@ typedef struct {
   size_t queued_bytes;
   int interactive; /* stdin is a terminal */
   int connected;
+  int server_open; /* the server stream is connecting or connected */
   int waiting;   /* input held until the server answers our name */
   int send_blocked; /* stdin paused: too much unsent to the server */
   int input_eof; /* stdin has ended */

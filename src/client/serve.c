@@ -49,6 +49,7 @@ struct sender_s {
   uint64_t deadline; /* uv_now() by which something must happen */
   int refs;          /* the stream, plus a read in flight */
   unsigned done : 1;
+  unsigned reading : 1;                 /* req is in flight */
   char relay_token[CHAT_TOKEN_LEN + 1]; /* outgoing relay leg: its token */
 };
 
@@ -306,6 +307,7 @@ static void on_chunk_read(uv_fs_t *req) {
   int rc;
 
   uv_fs_req_cleanup(req);
+  s->reading = 0;
   if (s->done) {
     sender_release(s);
     return;
@@ -335,6 +337,7 @@ static void finish_send(sender_t *s) {
   sha256_final(s->sha, digest);
   chat_stream_write_copy(&s->stream, digest, sizeof(digest));
   s->done = 1;
+  s->deadline = uv_now(s->c->loop) + s->c->cfg.stall_s * 1000ull;
   chat_sanitize(s->offer->file, strlen(s->offer->file), name, sizeof(name));
   client_printf(s->c, "sent %s to %s", name, s->offer->requester);
   chat_stream_end(&s->stream, on_sender_closed);
@@ -347,8 +350,8 @@ static void next_chunk(sender_t *s) {
   uv_buf_t b;
   int rc;
 
-  if (s->done)
-    return;
+  if (s->done || s->reading)
+    return; /* one read at a time: a drain may come while one is out */
   if (left == 0) {
     finish_send(s);
     return;
@@ -369,6 +372,7 @@ static void next_chunk(sender_t *s) {
     sender_abort(s, chat_strerror(rc));
     return;
   }
+  s->reading = 1;
   s->refs++;
 }
 
@@ -396,6 +400,7 @@ static offer_t *claim_offer(client_t *c, const char *token) {
 
 static void sender_refuse(sender_t *s, const char *line) {
   s->done = 1;
+  s->deadline = uv_now(s->c->loop) + CLIENT_HEADER_WAIT_MS;
   chat_stream_write_copy(&s->stream, line, strlen(line));
   chat_stream_end(&s->stream, on_sender_closed);
 }
@@ -569,7 +574,11 @@ void serve_tick(client_t *c, uint64_t now) {
   }
   for (s = c->senders; s != NULL; s = snext) {
     snext = s->next;
-    if (!s->done && now > s->deadline)
+    if (now <= s->deadline)
+      continue;
+    if (s->done) /* ending, but the requester does not read the rest */
+      chat_stream_close(&s->stream, on_sender_closed);
+    else
       sender_abort(s, s->offer != NULL
                           ? "stalled: the requester stopped reading"
                           : NULL);
@@ -583,7 +592,10 @@ void serve_stop(client_t *c) {
     offer_destroy(c->offers);
   for (s = c->senders; s != NULL; s = snext) {
     snext = s->next;
-    sender_abort(s, NULL);
+    if (s->done) /* ending: do not wait for a slow requester at exit */
+      chat_stream_close(&s->stream, on_sender_closed);
+    else
+      sender_abort(s, NULL);
   }
   if (c->serving) {
     c->serving = 0;

@@ -228,10 +228,8 @@ int chat_listen(uv_loop_t *loop, chat_listener_t *l, int port, int backlog,
   l->on_connection = on_connection;
   uv_ip4_addr("0.0.0.0", port, &a4);
   rc = listen_one(loop, l, 0, (struct sockaddr *)&a4, 0, backlog);
-  if (rc != 0) {
-    l->closing = 1;
-    return rc;
-  }
+  if (rc != 0)
+    return rc; /* its handle is closing; chat_listener_close() still works */
   l->port = sock_port(&l->socks[0]);
   /* IPv6 on the same port when the host has it; IPv4 alone is fine. */
   uv_ip6_addr("::", l->port, &a6);

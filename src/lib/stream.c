@@ -433,10 +433,14 @@ static void drop_queue(chat_stream_t *s) {
 
 static void write_failed(chat_stream_t *s, int status) {
   drop_queue(s);
+  if (s->flags & F_ENDING) {
+    /* The owner already let go (chat_stream_end): nothing is left to
+     * flush, so close now rather than report to someone who ignores it. */
+    chat_stream_close(s, NULL);
+    return;
+  }
   if (!(s->flags & F_CLOSING) && s->on_event != NULL)
     s->on_event(s, status);
-  else if (s->flags & F_ENDING)
-    chat_stream_close(s, NULL);
 }
 
 static void after_write(chat_stream_t *s, int status, size_t written) {

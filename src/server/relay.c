@@ -28,6 +28,7 @@
 #define RELAY_TICKET_MS 60000     /* a token relays within this time */
 #define RELAY_TICK_MS 100         /* rate refills and deadline checks */
 #define RELAY_MAX_TICKETS 4096    /* oldest tickets go first beyond this */
+#define RELAY_IDLE_MS 60000       /* a paired relay moving nothing ends */
 #define LEG_FETCH 0
 #define LEG_SERVE 1
 
@@ -47,6 +48,7 @@ struct relay_s {
   uint64_t deadline; /* pairing deadline, while unpaired */
   uint64_t started;  /* uv_now() when paired */
   uint64_t bytes[2]; /* bytes each leg sent */
+  uint64_t active;   /* uv_now() when bytes last moved */
   int64_t allowance; /* bytes the rate limit still allows now */
   unsigned paired : 1;
   unsigned paused[2]; /* leg i stopped reading */
@@ -143,6 +145,7 @@ static void pipe_bytes(relay_t *r, int i, const char *data, size_t len) {
     return;
   }
   r->bytes[i] += len;
+  r->active = uv_now(r->srv->loop);
   if (r->srv->cfg.relay_rate > 0)
     r->allowance -= (int64_t)len;
   if (to->stream.queued > RELAY_BUDGET ||
@@ -198,7 +201,7 @@ static void on_leg_drain(chat_stream_t *s) {
 
 static void pair(relay_t *r) {
   r->paired = 1;
-  r->started = uv_now(r->srv->loop);
+  r->started = r->active = uv_now(r->srv->loop);
   r->allowance = (int64_t)(r->srv->cfg.relay_rate / (1000 / RELAY_TICK_MS));
   log_msg("relay of \"%s\" from %s to %s started", r->file, r->owner,
           r->requester);
@@ -385,6 +388,17 @@ static void on_relay_tick(uv_timer_t *tm) {
         !chat_stream_is_closing(&r->legs[LEG_FETCH]->stream)) {
       relay_fail_leg(r->legs[LEG_FETCH], "timeout",
                      "the owner did not connect to the relay");
+      continue;
+    }
+    if (r->paired && now - r->active > RELAY_IDLE_MS) {
+      /* A side that stopped reading holds its partner paused forever:
+       * free the slot. Closing one leg closes the other. */
+      for (int i = 0; i < 2; i++)
+        if (r->legs[i] != NULL &&
+            !chat_stream_is_closing(&r->legs[i]->stream)) {
+          client_close(r->legs[i], "relay idle for 60 s");
+          break;
+        }
       continue;
     }
     if (r->paired && srv->cfg.relay_rate > 0) {

@@ -169,16 +169,26 @@ static void cleanup_step(fetch_t *f) {
   release(f);
 }
 
+/* Ends the callback of the fetch's fs request. Returns non-zero when the
+ * fetch failed meanwhile: the callback stops and cleanup goes on. */
+static int fs_finished(fetch_t *f, uv_fs_t *req) {
+  uv_fs_req_cleanup(req);
+  f->busy = 0;
+  if (f->state != ST_FAILED)
+    return 0;
+  cleanup_step(f);
+  return 1;
+}
+
 /* ---- success: fsync, close, rename -------------------------------------- */
 
 static void on_renamed(uv_fs_t *req) {
   fetch_t *f = req->data;
   int rc = (int)req->result;
 
-  uv_fs_req_cleanup(req);
-  f->busy = 0;
+  if (fs_finished(f, req))
+    return;
   if (rc < 0) {
-    f->state = ST_FINISHING; /* let fetch_fail report and clean up */
     fetch_fail(f, chat_strerror(rc));
     return;
   }
@@ -193,11 +203,9 @@ static void on_final_close(uv_fs_t *req) {
   fetch_t *f = req->data;
   int rc = (int)req->result;
 
-  uv_fs_req_cleanup(req);
-  f->busy = 0;
-  if (f->state == ST_FAILED) {
-    cleanup_step(f);
-  } else if (rc < 0) {
+  if (fs_finished(f, req))
+    return;
+  if (rc < 0) {
     fetch_fail(f, chat_strerror(rc));
   } else if (uv_fs_rename(f->c->loop, &f->req, f->tmp, f->dest, on_renamed) ==
              0) {
@@ -212,12 +220,8 @@ static void on_chmoded(uv_fs_t *req) {
   uv_file fd = f->fd;
 
   /* A failed chmod leaves the file private (0600): not worth failing. */
-  uv_fs_req_cleanup(req);
-  f->busy = 0;
-  if (f->state == ST_FAILED) {
-    cleanup_step(f);
+  if (fs_finished(f, req))
     return;
-  }
   f->fd = -1;
   if (uv_fs_close(f->c->loop, &f->req, fd, on_final_close) == 0)
     f->busy = 1;
@@ -229,12 +233,8 @@ static void on_fsynced(uv_fs_t *req) {
   fetch_t *f = req->data;
   int rc = (int)req->result;
 
-  uv_fs_req_cleanup(req);
-  f->busy = 0;
-  if (f->state == ST_FAILED) {
-    cleanup_step(f);
+  if (fs_finished(f, req))
     return;
-  }
   if (rc < 0) {
     fetch_fail(f, chat_strerror(rc));
     return;
@@ -277,12 +277,8 @@ static void on_written(uv_fs_t *req) {
   fetch_t *f = req->data;
   ssize_t n = req->result;
 
-  uv_fs_req_cleanup(req);
-  f->busy = 0;
-  if (f->state == ST_FAILED) {
-    cleanup_step(f);
+  if (fs_finished(f, req))
     return;
-  }
   if (n < 0) {
     char why[128];
     snprintf(why, sizeof(why), "cannot write the file: %s",
@@ -616,12 +612,8 @@ static void on_temp_created(uv_fs_t *req) {
     f->fd = rc;
     f->tmp = strdup(req->path);
   }
-  uv_fs_req_cleanup(req);
-  f->busy = 0;
-  if (f->state == ST_FAILED) {
-    cleanup_step(f);
+  if (fs_finished(f, req))
     return;
-  }
   if (rc < 0 || f->tmp == NULL) {
     char why[160];
     snprintf(why, sizeof(why),

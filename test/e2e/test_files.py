@@ -845,15 +845,20 @@ class FileFailureTest(FileTestCase):
                             timeout=15)
         self.assert_chat_works(bob, self.file_client(server, 'carol'))
 
-    @harness.slow
-    def test_owner_killed_right_after_request(self):
+    def request_huge_file(self):
+        """alice shares a 1 GiB sparse file, carol looks on, and bob has
+        just asked for it. Returns (alice, bob, carol, start)."""
         server = self.start_server()
         alice = self.file_client(server, 'alice')
         bob = self.file_client(server, 'bob')
         carol = self.file_client(server, 'carol')
         write_sparse(os.path.join(alice.share, 'huge.bin'), 1024 * MIB)
         self.sync(alice, bob, carol)
-        start = self.request(bob, 'alice', 'huge.bin')
+        return alice, bob, carol, self.request(bob, 'alice', 'huge.bin')
+
+    @harness.slow
+    def test_owner_killed_right_after_request(self):
+        alice, bob, carol, start = self.request_huge_file()
         p = bob.wait_for(FILE_PROMPT, start=start)
         bob.wait_for(MENU[-1], start=p + 1)
         alice.kill()
@@ -865,13 +870,7 @@ class FileFailureTest(FileTestCase):
 
     @harness.slow
     def test_owner_killed_mid_transfer(self):
-        server = self.start_server()
-        alice = self.file_client(server, 'alice')
-        bob = self.file_client(server, 'bob')
-        carol = self.file_client(server, 'carol')
-        write_sparse(os.path.join(alice.share, 'huge.bin'), 1024 * MIB)
-        self.sync(alice, bob, carol)
-        start = self.request(bob, 'alice', 'huge.bin')
+        alice, bob, carol, start = self.request_huge_file()
         self.wait_part(bob, 'huge.bin', 'alice', start)
         alice.kill()
         self.expect_failure(bob, 'huge.bin', 'alice',
@@ -884,13 +883,7 @@ class FileFailureTest(FileTestCase):
 
     @harness.slow
     def test_requester_exits_during_large_transfer(self):
-        server = self.start_server()
-        alice = self.file_client(server, 'alice')
-        bob = self.file_client(server, 'bob')
-        carol = self.file_client(server, 'carol')
-        write_sparse(os.path.join(alice.share, 'huge.bin'), 1024 * MIB)
-        self.sync(alice, bob, carol)
-        start = self.request(bob, 'alice', 'huge.bin')
+        alice, bob, carol, start = self.request_huge_file()
         self.wait_part(bob, 'huge.bin', 'alice', start)
         bob.send('x')
         self.assertEqual(bob.wait_exit(timeout=5), 0, bob.describe())

@@ -88,7 +88,7 @@ struct chat_stream_s {
   chat_drain_cb on_drain;
   uv_write_t write_req;
   uv_shutdown_t shutdown_req;
-  chat_buf_t **q;    /* ring of queued buffers: q_inline or the heap */
+  chat_buf_t **q; /* ring of queued buffers: q_inline or the heap */
   chat_buf_t *q_inline[4];
   uint32_t q_head;   /* index of the oldest queued buffer */
   uint32_t q_len;    /* buffers in the ring */
@@ -148,9 +148,11 @@ int chat_stream_write_copy(chat_stream_t *s, const void *data, size_t len);
 
 /* Write coalescing for every stream of this thread's loop: from now on
  * chat_stream_write() only queues, and all queued bytes of a stream are
- * written with one writev at the end of the loop iteration (a uv_check
- * handle). Fewer syscalls under load, no added latency. Returns 0 or a
- * libuv error. */
+ * written with one writev after the loop iteration's I/O callbacks (a
+ * uv_check handle), in FIFO order of the streams and at most 64 streams per
+ * iteration, so that input arriving during a long sweep is read without
+ * waiting for the sweep to end. Fewer syscalls under load, no added latency.
+ * Returns 0 or a libuv error. */
 int chat_batch_start(uv_loop_t *loop);
 
 /* Turns coalescing off, starts the writes still pending and closes the

@@ -125,6 +125,36 @@ class MessagingTest(ChatTestCase):
         bob.wait_for(expected[-1], timeout=20)
         self.assertEqual(bob.chat_lines('alice'), expected)
 
+    def test_interleaved_bursts_to_150_clients_arrive_whole_and_in_order(self):
+        # 150 recipients are more than the server writes per loop iteration
+        # (64), so each fan-out spans several iterations and the next burst
+        # is read while it is still going on: every line must still reach
+        # every other client exactly once, in each sender's order.
+        server = self.start_server('--max-per-ip', '0')
+        clients = [self.raw_client(server.port, 'c%03d' % i)
+                   for i in range(150)]
+        senders = clients[:3]
+        sent = {s: [] for s in range(len(senders))}
+        for chunk in range(6):
+            for s, sender in enumerate(senders):
+                lines = ['s%d chunk %d line %d %s' % (s, chunk, i, 'y' * i)
+                         for i in range(10)]
+                sender.send_raw(''.join(l + '\n' for l in lines).encode())
+                sent[s] += lines
+        for c in clients:
+            for s in range(len(senders)):
+                if c is senders[s]:
+                    continue
+                c.wait_for('c%03d: %s' % (s, sent[s][-1]), timeout=20,
+                           start=0)
+        for c in clients:
+            for s in range(len(senders)):
+                prefix = 'c%03d: ' % s
+                got = [l[len(prefix):] for l in c.received
+                       if l.startswith(prefix)]
+                self.assertEqual(got, [] if c is senders[s] else sent[s],
+                                 '%r: lines of c%03d' % (c, s))
+
     def test_utf8_message_arrives_intact(self):
         server = self.start_server()
         alice = self.start_client(server.port, 'alice')

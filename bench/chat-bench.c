@@ -5,6 +5,8 @@
  *             and the delivery latency of every message at every receiver
  *   idle      N idle clients; connect+register rate and server RSS per client
  *   transfer  drives two chat-client processes through one file transfer
+ *   floor     no server: times one core sending a small segment to each of
+ *             N loopback TCP connections, the floor under any fan-out
  *
  * Everything runs on one libuv loop in one thread. Per-client state is a
  * uv_tcp_t plus a few words; a partial line is kept only while one is
@@ -46,6 +48,9 @@ static const char usage_text[] =
     "            rate and, with --server-pid, the server's RSS per client.\n"
     "  transfer  runs two chat-client processes and times one file transfer\n"
     "            from the request to the \"received\" line; checks the file.\n"
+    "  floor     no server: opens N loopback TCP connections to itself and\n"
+    "            times sweeps that send one --size byte segment to each, the\n"
+    "            kernel's cost that any one-thread fan-out pays (no --port).\n"
     "\n"
     "Common options:\n"
     "  --host H            server address (default 127.0.0.1)\n"
@@ -73,6 +78,13 @@ static const char usage_text[] =
     "  --warmup SEC        seconds of load before measuring (default 2)\n"
     "  --drain SEC         seconds to wait for the last deliveries (default "
     "10)\n"
+    "\n"
+    "floor:\n"
+    "  --clients N         connections swept (default 100)\n"
+    "  --size B            bytes per send, 1..65536 (default 64)\n"
+    "  --sweeps K          timed sweeps, after 10 untimed ones (default 200)\n"
+    "  --gap SEC           pause between sweeps, when the reading ends drain\n"
+    "                      (default 0.005)\n"
     "\n"
     "idle:\n"
     "  --server-pid PID    sample VmRSS of PID before and after (fanout:\n"
@@ -212,7 +224,7 @@ static double hist_quantile(const hist_t *h, double q) {
 /* configuration */
 
 enum { PROTO_LINE, PROTO_IRC, PROTO_NATS };
-enum { MODE_FANOUT, MODE_IDLE, MODE_TRANSFER };
+enum { MODE_FANOUT, MODE_IDLE, MODE_TRANSFER, MODE_FLOOR };
 
 typedef struct {
   int mode;
@@ -228,6 +240,8 @@ typedef struct {
   long server_pid;
   const char *file, *xmode, *client_path, *downloads;
   int keep, no_join;
+  uint32_t sweeps; /* floor */
+  double gap;      /* floor */
 } config_t;
 
 static config_t cfg = {
@@ -248,6 +262,8 @@ static config_t cfg = {
     .timeout = 600,
     .server_pid = 0,
     .xmode = "auto",
+    .sweeps = 200,
+    .gap = 0.005,
 };
 
 static const char *proto_name(int p) {
@@ -326,7 +342,7 @@ static const char *opt_value(int argc, char **argv, int *i, const char *name) {
 
 static void parse_args(int argc, char **argv) {
   const char *v;
-  int window_set = 0;
+  int window_set = 0, size_set = 0;
 
   if (argc < 2)
     usage_die("missing mode");
@@ -340,6 +356,8 @@ static void parse_args(int argc, char **argv) {
     cfg.mode = MODE_IDLE;
   else if (strcmp(argv[1], "transfer") == 0)
     cfg.mode = MODE_TRANSFER;
+  else if (strcmp(argv[1], "floor") == 0)
+    cfg.mode = MODE_FLOOR;
   else
     usage_die("unknown mode '%s'", argv[1]);
 
@@ -371,7 +389,12 @@ static void parse_args(int argc, char **argv) {
     } else if ((v = opt_value(argc, argv, &i, "--senders")) != NULL) {
       cfg.senders = (uint32_t)parse_uint("--senders", v, 1, 100000);
     } else if ((v = opt_value(argc, argv, &i, "--size")) != NULL) {
-      cfg.size = (uint32_t)parse_uint("--size", v, MIN_SIZE, MAX_SIZE);
+      cfg.size = (uint32_t)parse_uint("--size", v, 1, MAX_SIZE);
+      size_set = 1;
+    } else if ((v = opt_value(argc, argv, &i, "--sweeps")) != NULL) {
+      cfg.sweeps = (uint32_t)parse_uint("--sweeps", v, 1, 1000000);
+    } else if ((v = opt_value(argc, argv, &i, "--gap")) != NULL) {
+      cfg.gap = parse_secs("--gap", v, 0);
     } else if ((v = opt_value(argc, argv, &i, "--window")) != NULL) {
       cfg.window = (uint32_t)parse_uint("--window", v, 1, 1000000);
       window_set = 1;
@@ -419,7 +442,9 @@ static void parse_args(int argc, char **argv) {
       usage_die("unknown argument '%s'", a);
     }
   }
-  if (cfg.port < 0)
+  if (size_set && cfg.size < MIN_SIZE && cfg.mode != MODE_FLOOR)
+    usage_die("--size must be at least %d for payloads", MIN_SIZE);
+  if (cfg.port < 0 && cfg.mode != MODE_FLOOR)
     usage_die("--port is required");
   if (cfg.mode == MODE_FANOUT) {
     if (cfg.senders >= cfg.clients)
@@ -590,6 +615,7 @@ static struct {
   uint32_t next_to_start, in_progress, ready, disconnects;
   int phase;
   uint64_t t_start, t_ready, t_measure0, t_measure1;
+  uint64_t read_ns; /* when the read being handled returned */
   uint64_t sent_total, sent_measured, delivered_total, delivered_measured;
   uint64_t foreign_lines; /* lines that were neither payload nor control */
   uint64_t bad_payloads;
@@ -733,7 +759,7 @@ static void on_payload(client_t *c, const char *p, size_t n) {
     g.bad_payloads++;
     return;
   }
-  now = uv_hrtime();
+  now = g.read_ns;
   g.delivered_total++;
   if (t >= g.t_measure0 && t < g.t_measure1 && g.t_measure0 != 0) {
     g.delivered_measured++;
@@ -917,6 +943,9 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
                                    : uv_strerror((int)nread));
     return;
   }
+  /* Every line of this read arrived at the same moment: one clock read per
+   * read, not per line (the clock is a visible cost at 5 M lines/s). */
+  g.read_ns = uv_hrtime();
   end = p + nread;
   if (c->plen > 0) {
     nl = memchr(p, '\n', (size_t)(end - p));
@@ -1859,6 +1888,177 @@ static int run_transfer(void) {
   return sha_ok ? 0 : 3;
 }
 
+/* ------------------------------------------------------------------ */
+/* floor: what the kernel charges one core to send one small segment to each
+ * of N loopback TCP connections, with no chat server in between. On
+ * loopback the sender's core also runs the receiver's TCP input, as a
+ * one-thread server's fan-out does, so one message to N recipients cannot
+ * leave a one-core server faster than this sweep. The receiving ends are
+ * read on this loop between sweeps (the --gap), outside the timing. */
+
+static struct {
+  uv_tcp_t listener;
+  uv_tcp_t *in;  /* accepted ends: the sweeps write to these */
+  uv_tcp_t *out; /* connecting ends: read and discarded */
+  uv_connect_t *creq;
+  uint32_t accepted, started, connected, done;
+  uint64_t *sweep_ns;
+  uv_timer_t timer;
+  char *payload;
+} fl;
+
+#define FLOOR_UNTIMED 10
+
+static void fl_connect_next(void);
+
+static void fl_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
+  (void)s;
+  (void)buf;
+  if (nread < 0)
+    die("floor: read: %s", uv_strerror((int)nread));
+}
+
+static void fl_on_connect(uv_connect_t *req, int status) {
+  uv_tcp_t *t = (uv_tcp_t *)req->handle;
+  int rc;
+
+  if (status < 0)
+    die("floor: connect: %s", uv_strerror(status));
+  rc = uv_read_start((uv_stream_t *)t, on_alloc, fl_on_read);
+  if (rc != 0)
+    die("floor: read: %s", uv_strerror(rc));
+  fl.connected++;
+  fl_connect_next();
+}
+
+static void fl_connect_next(void) {
+  struct sockaddr_storage ss;
+  int len = (int)sizeof ss, rc;
+  uv_tcp_t *t;
+
+  if (fl.started == cfg.clients)
+    return;
+  uv_tcp_getsockname(&fl.listener, (struct sockaddr *)&ss, &len);
+  t = &fl.out[fl.started];
+  uv_tcp_init(loop, t);
+  rc = uv_tcp_connect(&fl.creq[fl.started++], t, (struct sockaddr *)&ss,
+                      fl_on_connect);
+  if (rc != 0)
+    die("floor: connect: %s", uv_strerror(rc));
+}
+
+static int cmp_u64(const void *a, const void *b) {
+  uint64_t u = *(const uint64_t *)a, v = *(const uint64_t *)b;
+  return u < v ? -1 : u > v;
+}
+
+static void fl_report(void) {
+  uint64_t *v = fl.sweep_ns + FLOOR_UNTIMED;
+  uint32_t k = cfg.sweeps;
+  double p10, p50, p90;
+  FILE *f;
+
+  qsort(v, k, sizeof *v, cmp_u64);
+  p10 = (double)v[k / 10] / 1e6;
+  p50 = (double)v[k / 2] / 1e6;
+  p90 = (double)v[k - 1 - k / 10] / 1e6;
+  printf("floor: %" PRIu32 " sweeps of %" PRIu32 " loopback TCP sends of %" PRIu32
+         " B\n  sweep ms: p10 %.3f  p50 %.3f  p90 %.3f\n"
+         "  per send: %.2f us (p50 sweep / connections)\n",
+         k, cfg.clients, cfg.size, p10, p50, p90,
+         p50 * 1e3 / (double)cfg.clients);
+  f = open_json();
+  if (f == NULL)
+    return;
+  fprintf(f,
+          "{\n  \"mode\": \"floor\",\n  \"clients\": %" PRIu32
+          ",\n  \"size\": %" PRIu32 ",\n  \"sweeps\": %" PRIu32
+          ",\n  \"sweep_ms\": {\"p10\": %.4f, \"p50\": %.4f, \"p90\": %.4f},"
+          "\n  \"us_per_send\": %.4f\n}\n",
+          cfg.clients, cfg.size, k, p10, p50, p90,
+          p50 * 1e3 / (double)cfg.clients);
+  close_json(f);
+}
+
+static void fl_on_close(uv_handle_t *h) { (void)h; }
+
+static void fl_on_sweep(uv_timer_t *h) {
+  uv_buf_t b = uv_buf_init(fl.payload, cfg.size);
+  uint64_t t0;
+  int w;
+
+  (void)h;
+  t0 = uv_hrtime();
+  for (uint32_t i = 0; i < cfg.clients; i++) {
+    w = uv_try_write((uv_stream_t *)&fl.in[i], &b, 1);
+    if (w != (int)cfg.size)
+      die("floor: send %" PRIu32 ": %s", i,
+          w < 0 ? uv_strerror(w) : "partial write");
+  }
+  fl.sweep_ns[fl.done++] = uv_hrtime() - t0;
+  if (fl.done < FLOOR_UNTIMED + cfg.sweeps)
+    return;
+  uv_timer_stop(&fl.timer);
+  fl_report();
+  uv_close((uv_handle_t *)&fl.timer, fl_on_close);
+  uv_close((uv_handle_t *)&fl.listener, fl_on_close);
+  for (uint32_t i = 0; i < cfg.clients; i++) {
+    uv_close((uv_handle_t *)&fl.in[i], fl_on_close);
+    uv_close((uv_handle_t *)&fl.out[i], fl_on_close);
+  }
+}
+
+static void fl_on_accept(uv_stream_t *srv, int status) {
+  uv_tcp_t *t;
+  uint64_t gap_ms = (uint64_t)(cfg.gap * 1000.0 + 0.5);
+  int rc;
+
+  if (status < 0)
+    die("floor: accept: %s", uv_strerror(status));
+  if (fl.accepted == cfg.clients)
+    die("floor: unexpected connection");
+  t = &fl.in[fl.accepted];
+  uv_tcp_init(loop, t);
+  rc = uv_accept(srv, (uv_stream_t *)t);
+  if (rc != 0)
+    die("floor: accept: %s", uv_strerror(rc));
+  uv_tcp_nodelay(t, 1);
+  if (++fl.accepted == cfg.clients) {
+    uv_timer_init(loop, &fl.timer);
+    uv_timer_start(&fl.timer, fl_on_sweep, 200, gap_ms > 0 ? gap_ms : 1);
+  }
+}
+
+static int run_floor(void) {
+  struct sockaddr_in sa;
+  int rc;
+
+  raise_nofile(2 * cfg.clients + 64);
+  fl.in = xcalloc(cfg.clients, sizeof *fl.in);
+  fl.out = xcalloc(cfg.clients, sizeof *fl.out);
+  fl.creq = xcalloc(cfg.clients, sizeof *fl.creq);
+  fl.sweep_ns = xcalloc(FLOOR_UNTIMED + cfg.sweeps, sizeof *fl.sweep_ns);
+  fl.payload = xmalloc(cfg.size);
+  memset(fl.payload, 'x', cfg.size);
+  fl.payload[cfg.size - 1] = '\n';
+  uv_ip4_addr("127.0.0.1", 0, &sa);
+  uv_tcp_init(loop, &fl.listener);
+  rc = uv_tcp_bind(&fl.listener, (struct sockaddr *)&sa, 0);
+  if (rc == 0)
+    rc = uv_listen((uv_stream_t *)&fl.listener, 4096, fl_on_accept);
+  if (rc != 0)
+    die("floor: listen: %s", uv_strerror(rc));
+  for (uint32_t i = 0; i < cfg.concurrency && i < cfg.clients; i++)
+    fl_connect_next();
+  uv_run(loop, UV_RUN_DEFAULT);
+  free(fl.in);
+  free(fl.out);
+  free(fl.creq);
+  free(fl.sweep_ns);
+  free(fl.payload);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   signal(SIGPIPE, SIG_IGN);
   parse_args(argc, argv);
@@ -1866,5 +2066,7 @@ int main(int argc, char **argv) {
   setvbuf(stdout, NULL, _IOLBF, 0);
   if (cfg.mode == MODE_TRANSFER)
     return run_transfer();
+  if (cfg.mode == MODE_FLOOR)
+    return run_floor();
   return run_clients();
 }

@@ -13,7 +13,7 @@
 #   --out DIR          results directory (default bench/results/<timestamp>)
 #   --servers LIST     comma-separated subset of chat,nats,inspircd,ngircd
 #   --skip LIST        comma-separated parts to skip:
-#                      fanout,latency,sweep,window,idle,transfer
+#                      fanout,latency,sweep,floor,window,idle,transfer
 #   --runs N           runs per (server, size) (default 3)
 #   --transfer-gib N   size of the transfer file in GiB (default 1)
 #   --no-install       do not apt-get install missing peers
@@ -87,7 +87,7 @@ else
   xfer_runs=3
 fi
 lat_clients=1000
-sweep_fracs="0.05 0.1 0.2 0.35"
+sweep_fracs="0.01 0.02 0.05 0.1 0.2 0.35"
 
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -433,6 +433,22 @@ if ! skipped sweep && has_server chat; then
       --concurrency 64 --server-pid "$srv_pid" --json "$out/raw/$label.json"
     stop_server
     log "  $label: $(python3 "$here/summarize.py" brief "$out/raw/$label.json")"
+  done
+fi
+
+# --- the kernel's floor: one core sending to 999 loopback connections --------
+# No server: what one message to the 999 other clients of the latency runs
+# costs a one-thread server in send calls alone, on the server's CPU.
+if ! skipped floor; then
+  for ((r = 1; r <= runs; r++)); do
+    label="floor-$((lat_clients - 1))-r$r"
+    log "floor run $r/$runs: $((lat_clients - 1)) loopback sends per sweep"
+    b=$(wait_quiet)
+    echo "$label: machine busy $b cores before the run" >>"$out/quiet.txt"
+    $pin_server "$bench" floor --clients $((lat_clients - 1)) --size $size \
+      --sweeps 200 --json "$out/raw/$label.json" >"$out/logs/$label.txt" 2>&1 ||
+      log "  $label failed: $(tail -1 "$out/logs/$label.txt")"
+    log "  $label: $(tail -1 "$out/logs/$label.txt")"
   done
 fi
 

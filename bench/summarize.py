@@ -333,6 +333,31 @@ def summary(outdir):
                                             for r in lo[1]]) / 1000, '%.1f')),
                         'context'))
 
+    # ---- the kernel's floor ----
+    floor = [r for _, r in runs(raw, 'floor-*.json')]
+    if floor:
+        n = floor[0]['clients']
+        p50 = med([r['sweep_ms']['p50'] for r in floor])
+        add('## The floor: one core sending to %d loopback connections (no '
+            'server)' % n)
+        add('')
+        add('`chat-bench floor` on the server\'s CPU: sweeps of one %d-byte '
+            'send to each of %d loopback TCP connections, the send calls that '
+            'one message to the other clients of the latency runs costs any '
+            'one-thread server (%d runs of 200 sweeps).' % (
+                floor[0]['size'], n, len(floor)))
+        add('')
+        add('| run | sweep p10 ms | sweep p50 ms | sweep p90 ms | µs per send |')
+        add('| --- | --- | --- | --- | --- |')
+        for i, r in enumerate(floor, 1):
+            add('| %d | %.2f | %.2f | %.2f | %.2f |' % (
+                i, r['sweep_ms']['p10'], r['sweep_ms']['p50'],
+                r['sweep_ms']['p90'], r['us_per_send']))
+        add('')
+        targets.append(('(context, not a target) one core\'s floor for one '
+                        'message to %d recipients' % n,
+                        '%.2f ms per sweep (median of p50s)' % p50, 'context'))
+
     # ---- window sensitivity ----
     win = {}
     for name, r in runs(raw, 'window64-*.json'):

@@ -5,8 +5,10 @@
  * open under the token (an *offer*) and answer SERVE-OK, or SERVE-FAIL with
  * the reason. A requester then connects to our -l port and presents the
  * token; the offer becomes a *sender*, which streams the file in
- * CLIENT_CHUNK reads, each read issued when the previous write has drained,
- * and ends with the SHA-256 of what it sent.
+ * CLIENT_CHUNK reads and ends with the SHA-256 of what it sent. It reads one
+ * chunk ahead: the next read is issued as soon as no more than one chunk is
+ * queued on the socket, so reading and hashing a chunk overlap with sending
+ * the previous one, and at most two chunks are held.
  *
  * Invariants: an offer or sender is freed only when no fs request and no
  * stream of its own is in flight; a token is honoured once, and only
@@ -326,8 +328,8 @@ static void on_chunk_read(uv_fs_t *req) {
     sender_abort(s, chat_strerror(rc));
     return;
   }
-  if (s->stream.queued == 0)
-    next_chunk(s); /* the kernel took it all at once */
+  if (s->stream.queued <= CLIENT_CHUNK)
+    next_chunk(s); /* read ahead; with two queued, the drain resumes us */
 }
 
 static void finish_send(sender_t *s) {

@@ -84,7 +84,7 @@ else
   warmup=2
   idle_clients=10000
   xfer_mib=$((xfer_gib * 1024))
-  xfer_runs=3
+  xfer_runs=5
 fi
 lat_clients=1000
 sweep_fracs="0.01 0.02 0.05 0.1 0.2 0.35"
@@ -485,24 +485,31 @@ if ! skipped transfer && has_server chat; then
   head -c "$((xfer_mib * 1024 * 1024))" /dev/urandom >"$src"
   sha_src=$(sha256sum "$src" | cut -d' ' -f1)
   pin=""
+  # Each run writes the whole file again: let the previous run's (and the
+  # source's) dirty pages reach the disk first, so that no run pays for
+  # another's writeback, and rotate the order each round, so that no
+  # variant always follows the same one.
+  variants=(direct relay socat socat-b256k)
   for ((r = 1; r <= xfer_runs; r++)); do
-    for mode in direct relay; do
-      label="transfer-$mode-r$r"
-      log "transfer run $r/$xfer_runs: $mode"
-      start_server chat "$label"
-      timeout -k 5 900 nice -n "$nice_level" "$bench" transfer --port "$srv_port" --file "$src" \
-        --mode "$mode" --client "$chat_client" --server-pid "$srv_pid" \
-        --downloads "$xdir/dl" --json "$out/raw/$label.json" \
-        >"$out/logs/$label.txt" 2>&1 || log "  $label failed: $(tail -1 "$out/logs/$label.txt")"
-      stop_server
-      log "  $label: $(python3 "$here/summarize.py" brief "$out/raw/$label.json")"
-    done
-    for variant in socat socat-b256k; do
-      label="$variant-r$r"
-      opt=()
-      [ "$variant" = socat-b256k ] && opt=(-b 262144)
-      log "transfer run $r/$xfer_runs: $variant"
-      socat_run "$label" "${opt[@]}"
+    for ((k = 0; k < ${#variants[@]}; k++)); do
+      v=${variants[$(((k + r - 1) % ${#variants[@]}))]}
+      rm -f "$xdir/dl/"*
+      sync
+      log "transfer run $r/$xfer_runs: $v"
+      case "$v" in
+      direct | relay)
+        label="transfer-$v-r$r"
+        start_server chat "$label"
+        timeout -k 5 900 nice -n "$nice_level" "$bench" transfer --port "$srv_port" --file "$src" \
+          --mode "$v" --client "$chat_client" --server-pid "$srv_pid" \
+          --downloads "$xdir/dl" --json "$out/raw/$label.json" \
+          >"$out/logs/$label.txt" 2>&1 || log "  $label failed: $(tail -1 "$out/logs/$label.txt")"
+        stop_server
+        log "  $label: $(python3 "$here/summarize.py" brief "$out/raw/$label.json")"
+        ;;
+      socat) socat_run "socat-r$r" ;;
+      socat-b256k) socat_run "socat-b256k-r$r" -b 262144 ;;
+      esac
     done
   done
   rm -rf "$xdir"

@@ -182,8 +182,7 @@ static void hist_add(hist_t *h, uint64_t ns) {
       e = H_MAXEXP - 1;
       us = ((uint64_t)1 << H_MAXEXP) - 1;
     }
-    idx = H_LIN + (size_t)(e - 10) * H_SUB +
-          (size_t)((us >> (e - 9)) - H_SUB);
+    idx = H_LIN + (size_t)(e - 10) * H_SUB + (size_t)((us >> (e - 9)) - H_SUB);
   }
   h->counts[idx]++;
   h->total++;
@@ -679,7 +678,9 @@ static void client_name(const client_t *c, char *out, size_t n) {
   snprintf(out, n, "b%s%" PRIu32, g.tag, c->id);
 }
 
-static void on_close_free_nothing(uv_handle_t *h) { (void)h; }
+static void on_close_free_nothing(uv_handle_t *h) {
+  (void)h;
+}
 
 static void client_close(client_t *c) {
   if (c->state == C_CLOSED)
@@ -711,8 +712,7 @@ static void client_lost(client_t *c, const char *why) {
   if (c->state == C_CLOSED)
     return;
   if (c->state != C_READY || g.phase == PH_CONNECT)
-    die("client %" PRIu32 " (of %" PRIu32 ", %" PRIu32
-        " registered): %s",
+    die("client %" PRIu32 " (of %" PRIu32 ", %" PRIu32 " registered): %s",
         c->id, cfg.clients, g.ready, why);
   if (g.phase != PH_DONE) {
     if (g.disconnects < 10)
@@ -802,10 +802,9 @@ static const char *irc_command(const char *line, size_t n, size_t *cmdlen,
 
 /* Replies that end registration or the JOIN (a missing MOTD does not). */
 static int irc_fatal_numeric(const char *cmd) {
-  static const char *const fatal[] = {"401", "403", "405", "432", "433",
-                                      "436", "437", "451", "461", "462",
-                                      "464", "465", "471", "473", "474",
-                                      "475", "477", "479"};
+  static const char *const fatal[] = {"401", "403", "405", "432", "433", "436",
+                                      "437", "451", "461", "462", "464", "465",
+                                      "471", "473", "474", "475", "477", "479"};
   for (size_t i = 0; i < sizeof(fatal) / sizeof(fatal[0]); i++)
     if (memcmp(cmd, fatal[i], 3) == 0)
       return 1;
@@ -1031,8 +1030,7 @@ static void start_client(client_t *c) {
     sa.sin_addr.s_addr = htonl(cfg.src_first + c->id % cfg.src_count);
     rc = uv_tcp_bind(&c->tcp, (const struct sockaddr *)&sa, 0);
     if (rc != 0) {
-      snprintf(buf, sizeof(buf), "bind to source address: %s",
-               uv_strerror(rc));
+      snprintf(buf, sizeof(buf), "bind to source address: %s", uv_strerror(rc));
       client_lost(c, buf);
       return;
     }
@@ -1198,8 +1196,8 @@ static void report_fanout(void) {
   double dur = (double)(g.t_measure1 - g.t_measure0) / 1e9;
   double conn = (double)(g.t_ready - g.t_start) / 1e9;
   uint64_t expected = g.sent_measured * (uint64_t)(cfg.clients - 1);
-  double ratio = expected ? (double)g.delivered_measured / (double)expected
-                          : 0.0;
+  double ratio =
+      expected ? (double)g.delivered_measured / (double)expected : 0.0;
   double p50 = hist_quantile(g.hist, 0.50), p90 = hist_quantile(g.hist, 0.90),
          p99 = hist_quantile(g.hist, 0.99), p999 = hist_quantile(g.hist, 0.999);
   double maxv = (double)g.hist->max_ns / 1000.0;
@@ -1208,9 +1206,8 @@ static void report_fanout(void) {
                     : 0.0;
   uint64_t skipped = 0;
   double bench_cpu = (g.cpu_self1 - g.cpu_self0) / dur;
-  double srv_cpu = g.cpu_srv0 >= 0 && g.cpu_srv1 >= 0
-                       ? (g.cpu_srv1 - g.cpu_srv0) / dur
-                       : -1;
+  double srv_cpu =
+      g.cpu_srv0 >= 0 && g.cpu_srv1 >= 0 ? (g.cpu_srv1 - g.cpu_srv0) / dur : -1;
   /* cores busy machine-wide; what is not ours is other processes' load */
   double cores = (double)sysconf(_SC_NPROCESSORS_ONLN);
   double mach = g.mach_total1 > g.mach_total0
@@ -1222,8 +1219,7 @@ static void report_fanout(void) {
 
   for (uint32_t i = 0; i < cfg.senders; i++)
     skipped += g.senders[i].rate_skipped;
-  ok = g.disconnects == 0 && expected > 0 &&
-       g.delivered_measured == expected;
+  ok = g.disconnects == 0 && expected > 0 && g.delivered_measured == expected;
   if (!ok)
     g.exit_code = 3;
 
@@ -1269,30 +1265,28 @@ static void report_fanout(void) {
     json_str(f, proto_name(cfg.proto));
     fprintf(f, ",\"host\":");
     json_str(f, cfg.host);
-    fprintf(f,
-            ",\"port\":%d,\"clients\":%" PRIu32 ",\"senders\":%" PRIu32
-            ",\"size\":%" PRIu32 ",\"window\":%" PRIu32
-            ",\"rate\":%.3f,\"ack\":\"%s\",\"duration_s\":%.6f,"
-            "\"warmup_s\":%.3f,\"connect_s\":%.6f,\"sent\":%" PRIu64
-            ",\"sent_per_s\":%.3f,\"expected\":%" PRIu64
-            ",\"delivered\":%" PRIu64 ",\"deliveries_per_s\":%.3f,"
-            "\"delivery_ratio\":%.9g,\"lost\":%" PRId64
-            ",\"disconnects\":%" PRIu32 ",\"bad_payloads\":%" PRIu64
-            ",\"foreign_lines\":%" PRIu64
-            ",\"rate_skipped\":%" PRIu64
-            ",\"bench_cpu\":%.3f,\"server_cpu\":%.3f"
-            ",\"machine_busy_cores\":%.3f"
-            ",\"latency_us\":{\"p50\":%.1f,\"p90\":%.1f,\"p99\":%.1f,"
-            "\"p999\":%.1f,\"max\":%.1f,\"mean\":%.1f,\"count\":%" PRIu64
-            "},\"ok\":%s}\n",
-            cfg.port, cfg.clients, cfg.senders, cfg.size,
-            cfg.rate > 0 ? 0 : cfg.window, cfg.rate,
-            cfg.ack_all ? "all" : "probe", dur, cfg.warmup, conn,
-            g.sent_measured, g.sent_measured / dur, expected,
-            g.delivered_measured, g.delivered_measured / dur, ratio,
-            (int64_t)expected - (int64_t)g.delivered_measured, g.disconnects,
-            g.bad_payloads, g.foreign_lines, skipped, bench_cpu, srv_cpu, mach, p50, p90, p99, p999, maxv, mean,
-            g.hist->total, ok ? "true" : "false");
+    fprintf(
+        f,
+        ",\"port\":%d,\"clients\":%" PRIu32 ",\"senders\":%" PRIu32
+        ",\"size\":%" PRIu32 ",\"window\":%" PRIu32
+        ",\"rate\":%.3f,\"ack\":\"%s\",\"duration_s\":%.6f,"
+        "\"warmup_s\":%.3f,\"connect_s\":%.6f,\"sent\":%" PRIu64
+        ",\"sent_per_s\":%.3f,\"expected\":%" PRIu64 ",\"delivered\":%" PRIu64
+        ",\"deliveries_per_s\":%.3f,"
+        "\"delivery_ratio\":%.9g,\"lost\":%" PRId64 ",\"disconnects\":%" PRIu32
+        ",\"bad_payloads\":%" PRIu64 ",\"foreign_lines\":%" PRIu64
+        ",\"rate_skipped\":%" PRIu64 ",\"bench_cpu\":%.3f,\"server_cpu\":%.3f"
+        ",\"machine_busy_cores\":%.3f"
+        ",\"latency_us\":{\"p50\":%.1f,\"p90\":%.1f,\"p99\":%.1f,"
+        "\"p999\":%.1f,\"max\":%.1f,\"mean\":%.1f,\"count\":%" PRIu64
+        "},\"ok\":%s}\n",
+        cfg.port, cfg.clients, cfg.senders, cfg.size,
+        cfg.rate > 0 ? 0 : cfg.window, cfg.rate, cfg.ack_all ? "all" : "probe",
+        dur, cfg.warmup, conn, g.sent_measured, g.sent_measured / dur, expected,
+        g.delivered_measured, g.delivered_measured / dur, ratio,
+        (int64_t)expected - (int64_t)g.delivered_measured, g.disconnects,
+        g.bad_payloads, g.foreign_lines, skipped, bench_cpu, srv_cpu, mach, p50,
+        p90, p99, p999, maxv, mean, g.hist->total, ok ? "true" : "false");
     close_json(f);
   }
 }
@@ -1325,16 +1319,17 @@ static void report_idle(void) {
   if (f != NULL) {
     fprintf(f, "{\"mode\":\"idle\",\"proto\":");
     json_str(f, proto_name(cfg.proto));
-    fprintf(f,
-            ",\"port\":%d,\"clients\":%" PRIu32
-            ",\"connect_s\":%.6f,\"connects_per_s\":%.1f,"
-            "\"server_pid\":%ld,\"rss_before_kib\":%ld,\"rss_ready_kib\":%ld,"
-            "\"rss_hold_kib\":%ld,\"hold_s\":%.3f,\"rss_per_client_bytes\":%.1f,"
-            "\"joined\":%s,\"disconnects\":%" PRIu32 ",\"ok\":%s}\n",
-            cfg.port, cfg.clients, conn, conn > 0 ? cfg.clients / conn : 0.0,
-            cfg.server_pid, g.rss_before, g.rss_ready, g.rss_hold, cfg.hold,
-            per, cfg.no_join ? "false" : "true", g.disconnects,
-            g.disconnects ? "false" : "true");
+    fprintf(
+        f,
+        ",\"port\":%d,\"clients\":%" PRIu32
+        ",\"connect_s\":%.6f,\"connects_per_s\":%.1f,"
+        "\"server_pid\":%ld,\"rss_before_kib\":%ld,\"rss_ready_kib\":%ld,"
+        "\"rss_hold_kib\":%ld,\"hold_s\":%.3f,\"rss_per_client_bytes\":%.1f,"
+        "\"joined\":%s,\"disconnects\":%" PRIu32 ",\"ok\":%s}\n",
+        cfg.port, cfg.clients, conn, conn > 0 ? cfg.clients / conn : 0.0,
+        cfg.server_pid, g.rss_before, g.rss_ready, g.rss_hold, cfg.hold, per,
+        cfg.no_join ? "false" : "true", g.disconnects,
+        g.disconnects ? "false" : "true");
     close_json(f);
   }
 }
@@ -1382,13 +1377,14 @@ static void on_phase_timer(uv_timer_t *h) {
     g.cpu_srv1 = read_cpu_s(cfg.server_pid);
     read_machine(&g.mach_busy1, &g.mach_total1);
     g.phase = PH_DRAIN;
-    uv_timer_start(&g.phase_timer, on_phase_timer,
-                   (uint64_t)(cfg.drain * 1000), 0);
+    uv_timer_start(&g.phase_timer, on_phase_timer, (uint64_t)(cfg.drain * 1000),
+                   0);
     check_drained();
     break;
   case PH_DRAIN:
-    fprintf(stderr, "chat-bench: drain timeout: %" PRIu64
-                    " deliveries missing after %.1f s\n",
+    fprintf(stderr,
+            "chat-bench: drain timeout: %" PRIu64
+            " deliveries missing after %.1f s\n",
             g.sent_measured * (uint64_t)(cfg.clients - 1) -
                 g.delivered_measured,
             cfg.drain);
@@ -1416,8 +1412,8 @@ static void all_ready(void) {
   if (cfg.mode == MODE_IDLE) {
     g.rss_ready = read_rss_kib(cfg.server_pid);
     g.phase = PH_HOLD;
-    uv_timer_start(&g.phase_timer, on_phase_timer,
-                   (uint64_t)(cfg.hold * 1000), 0);
+    uv_timer_start(&g.phase_timer, on_phase_timer, (uint64_t)(cfg.hold * 1000),
+                   0);
     return;
   }
   g.phase = PH_WARMUP;
@@ -1428,10 +1424,9 @@ static void all_ready(void) {
     g.t_measure0 = uv_hrtime();
     g.phase = PH_MEASURE;
   }
-  uv_timer_start(&g.phase_timer, on_phase_timer,
-                 (uint64_t)((g.phase == PH_WARMUP ? cfg.warmup : cfg.duration) *
-                            1000),
-                 0);
+  uv_timer_start(
+      &g.phase_timer, on_phase_timer,
+      (uint64_t)((g.phase == PH_WARMUP ? cfg.warmup : cfg.duration) * 1000), 0);
   if (cfg.rate > 0) {
     uv_timer_start(&g.tick_timer, on_tick, 1, 1);
     on_tick(&g.tick_timer);
@@ -1538,7 +1533,9 @@ static void on_sampler(uv_timer_t *h) {
   sample_rss();
 }
 
-static void on_kid_closed(uv_handle_t *h) { (void)h; }
+static void on_kid_closed(uv_handle_t *h) {
+  (void)h;
+}
 
 static void stop_kids(void) {
   for (int i = 0; i < 2; i++) {
@@ -1636,8 +1633,9 @@ static void on_kid_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
   if (n < 0) {
     uv_close((uv_handle_t *)s, on_kid_closed);
     if (x.state != 2)
-      transfer_done(0, k->role == R_OWNER ? "the owner's chat-client ended"
-                                          : "the requester's chat-client ended");
+      transfer_done(0, k->role == R_OWNER
+                           ? "the owner's chat-client ended"
+                           : "the requester's chat-client ended");
     return;
   }
   for (ssize_t i = 0; i < n; i++) {
@@ -1788,9 +1786,9 @@ static int run_transfer(void) {
   /* a real path: absolute, so it has a '/' */
   slash = strrchr(x.src_path, '/');
   x.base = strdup(slash + 1);
-  x.share_dir = slash == x.src_path ? strdup("/")
-                                    : strndup(x.src_path,
-                                              (size_t)(slash - x.src_path));
+  x.share_dir = slash == x.src_path
+                    ? strdup("/")
+                    : strndup(x.src_path, (size_t)(slash - x.src_path));
   if (x.base == NULL || x.share_dir == NULL)
     die("out of memory");
   if (x.base[0] == '.' || x.base[0] == '\0')
@@ -1962,11 +1960,11 @@ static void fl_report(void) {
   p10 = (double)v[k / 10] / 1e6;
   p50 = (double)v[k / 2] / 1e6;
   p90 = (double)v[k - 1 - k / 10] / 1e6;
-  printf("floor: %" PRIu32 " sweeps of %" PRIu32 " loopback TCP sends of %" PRIu32
-         " B\n  sweep ms: p10 %.3f  p50 %.3f  p90 %.3f\n"
-         "  per send: %.2f us (p50 sweep / connections)\n",
-         k, cfg.clients, cfg.size, p10, p50, p90,
-         p50 * 1e3 / (double)cfg.clients);
+  printf(
+      "floor: %" PRIu32 " sweeps of %" PRIu32 " loopback TCP sends of %" PRIu32
+      " B\n  sweep ms: p10 %.3f  p50 %.3f  p90 %.3f\n"
+      "  per send: %.2f us (p50 sweep / connections)\n",
+      k, cfg.clients, cfg.size, p10, p50, p90, p50 * 1e3 / (double)cfg.clients);
   f = open_json();
   if (f == NULL)
     return;
@@ -1980,7 +1978,9 @@ static void fl_report(void) {
   close_json(f);
 }
 
-static void fl_on_close(uv_handle_t *h) { (void)h; }
+static void fl_on_close(uv_handle_t *h) {
+  (void)h;
+}
 
 static void fl_on_sweep(uv_timer_t *h) {
   uv_buf_t b = uv_buf_init(fl.payload, cfg.size);

@@ -10,8 +10,9 @@
 #define CLIENT_SERVER_MAX_LINE (1024 * 1024) /* longest line from a server */
 #define CLIENT_INPUT_MAX_LINE (64 * 1024)    /* longest line typed */
 #define CLIENT_INPUT_QUEUE_MAX (256 * 1024)  /* typed-ahead bytes kept */
-#define CLIENT_SEND_MAX (256 * 1024) /* unsent lines to the server before we
-                                        stop reading stdin */
+#define CLIENT_SEND_MAX                                                        \
+  (256 * 1024) /* unsent lines to the server before we                         \
+                  stop reading stdin */
 #define CLIENT_STDOUT_MAX                                                      \
   (1024 * 1024)                        /* unwritten output before we stop      \
                                           reading from the server */
@@ -54,18 +55,18 @@ typedef struct {
   client_config_t cfg;
   int exit_code;
   /* private */
-  chat_stream_t in;       /* standard input */
-  chat_stream_t out;      /* standard output */
-  chat_stream_t server;   /* the chat connection */
-  uv_timer_t timer;       /* stdout back-pressure polls, exit grace */
-  uv_timer_t tick;        /* transfer deadlines */
+  chat_stream_t in;            /* standard input */
+  chat_stream_t out;           /* standard output */
+  chat_stream_t server;        /* the chat connection */
+  uv_timer_t timer;            /* stdout back-pressure polls, exit grace */
+  uv_timer_t tick;             /* transfer deadlines */
   uv_signal_t sigint, sigterm; /* leave as with x, cleaning up */
-  chat_listener_t files;  /* the -l port */
-  int serving;            /* files is listening */
-  const char *share_real; /* share, symbolic links resolved */
-  offer_t *offers;        /* SERVE tokens we hold (owner side) */
-  sender_t *senders;      /* files we are sending */
-  fetch_t *fetches;       /* files we are receiving */
+  chat_listener_t files;       /* the -l port */
+  int serving;                 /* files is listening */
+  const char *share_real;      /* share, symbolic links resolved */
+  offer_t *offers;             /* SERVE tokens we hold (owner side) */
+  sender_t *senders;           /* files we are sending */
+  fetch_t *fetches;            /* files we are receiving */
   unsigned noffers, nsenders, nfetches;
   unsigned next_fetch_id;
   menu_t menu;
@@ -74,10 +75,10 @@ typedef struct {
   size_t queued_bytes;
   int interactive; /* stdin is a terminal */
   int connected;
-  int server_open; /* the server stream is connecting or connected */
-  int waiting;   /* input held until the server answers our name */
+  int server_open;  /* the server stream is connecting or connected */
+  int waiting;      /* input held until the server answers our name */
   int send_blocked; /* stdin paused: too much unsent to the server */
-  int input_eof; /* stdin has ended */
+  int input_eof;    /* stdin has ended */
   int exiting;
   int open_streams; /* streams not yet closed */
 } client_t;

@@ -59,7 +59,7 @@ typedef struct server_s {
   ticket_t *tickets;     /* arranged tokens that may still relay */
   ticket_t *tickets_tail;
   size_t ntickets;
-  relay_t *relays;       /* relays waiting for a leg or piping */
+  relay_t *relays; /* relays waiting for a leg or piping */
   size_t nrelays;
   uv_timer_t relay_tick;         /* rate refills, relay and ticket deadlines */
   ipcount_t **ipcounts;          /* connections per address (hash buckets) */

@@ -56,8 +56,8 @@ static void test_filename_check_rejects_bad_length(void **state) {
 
 static void test_filename_check_rejects_dot_names_and_paths(void **state) {
   static const char *const bad[] = {
-      ".",  "..",  ".hidden",       "../x", "a/b", "/etc/hostname",
-      "a\\b", "/", "\\",  "a/",     "./a",  ".a.part-XXXXXX",
+      ".",    "..", ".hidden", "../x", "a/b", "/etc/hostname",
+      "a\\b", "/",  "\\",      "a/",   "./a", ".a.part-XXXXXX",
   };
 
   for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
@@ -67,10 +67,17 @@ static void test_filename_check_rejects_dot_names_and_paths(void **state) {
 
 static void test_filename_check_rejects_control_characters(void **state) {
   static const char *const bad[] = {
-      "a\tb", "a\x1b[31m", "a\x7f", "\n", "a\nb", "a\rb", "\x01",
-      ("a\xc2\x85" "b"), /* U+0085 NEL (C1) */
-      "\xc2\x9f",      /* U+009F (C1) */
-      "\xc2\x80",      /* U+0080 (C1) */
+      "a\tb",
+      "a\x1b[31m",
+      "a\x7f",
+      "\n",
+      "a\nb",
+      "a\rb",
+      "\x01",
+      ("a\xc2\x85"
+       "b"),      /* U+0085 NEL (C1) */
+      "\xc2\x9f", /* U+009F (C1) */
+      "\xc2\x80", /* U+0080 (C1) */
   };
 
   for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
@@ -84,10 +91,11 @@ static void test_filename_check_rejects_control_characters(void **state) {
 
 static void test_filename_check_rejects_invalid_utf8(void **state) {
   static const char *const bad[] = {
-      "a\xff",            /* never valid */
-      "\xc0\xaf",         /* overlong '/' */
-      "a\xe2\x82",        /* truncated U+20AC */
-      ("\xe2\x82" "b"),   /* truncated, then ASCII */
+      "a\xff",     /* never valid */
+      "\xc0\xaf",  /* overlong '/' */
+      "a\xe2\x82", /* truncated U+20AC */
+      ("\xe2\x82"
+       "b"),              /* truncated, then ASCII */
       "\x80",             /* lone continuation */
       "\xed\xa0\x80",     /* surrogate U+D800 */
       "\xf4\x90\x80\x80", /* above U+10FFFF */
@@ -157,7 +165,8 @@ static void test_token_check_rejects_bad_tokens(void **state) {
                    CHAT_EPROTO);
   assert_int_equal(chat_token_check(S("0123456789abcdef0123456789abcde ")),
                    CHAT_EPROTO);
-  assert_int_equal(chat_token_check(S("0123456789abcdef\0" "123456789abcdef")),
+  assert_int_equal(chat_token_check(S("0123456789abcdef\0"
+                                      "123456789abcdef")),
                    CHAT_EPROTO);
 }
 
@@ -399,8 +408,7 @@ static void test_parse_request_rejects_bad_lines(void **state) {
 static void test_parse_request_rejects_trailing_space(void **state) {
   char token[CHAT_TOKEN_LEN + 1];
 
-  assert_int_equal(chat_xfer_parse_request(S(REQUEST " "), token),
-                   CHAT_EPROTO);
+  assert_int_equal(chat_xfer_parse_request(S(REQUEST " "), token), CHAT_EPROTO);
 }
 
 static void test_parse_request_rejects_long_line(void **state) {
@@ -447,8 +455,7 @@ static int parse_reply(const char *line, size_t len, uint64_t *size,
   *size = 4242;
   *code = *text = junk;
   *code_len = *text_len = 99;
-  return chat_xfer_parse_reply(line, len, size, code, code_len, text,
-                               text_len);
+  return chat_xfer_parse_reply(line, len, size, code, code_len, text, text_len);
 }
 
 static void test_parse_reply_ok(void **state) {
@@ -547,8 +554,9 @@ static void test_parse_reply_rejects_bad_err(void **state) {
 
 static void test_parse_reply_rejects_other_lines(void **state) {
   static const char *const bad[] = {
-      "", "O", "E", "ER", "HELLO", "OKAY 1", "ERROR x", ("CHATFILE 1 " TOKEN),
-      "\n", "\0",
+      "",      "O",      "E",       "ER",
+      "HELLO", "OKAY 1", "ERROR x", ("CHATFILE 1 " TOKEN),
+      "\n",    "\0",
   };
   uint64_t size;
   const char *code, *text;
@@ -565,10 +573,9 @@ static void test_parse_reply_rejects_other_lines(void **state) {
   /* An ERR line over the header limit. */
   memset(line, 'x', sizeof(line));
   memcpy(line, "ERR busy ", 9);
-  assert_int_equal(
-      parse_reply(line, sizeof(line), &size, &code, &code_len, &text,
-                  &text_len),
-      CHAT_EPROTO);
+  assert_int_equal(parse_reply(line, sizeof(line), &size, &code, &code_len,
+                               &text, &text_len),
+                   CHAT_EPROTO);
 }
 
 static void test_parse_reply_every_truncation_of_ok(void **state) {
@@ -676,7 +683,9 @@ static uint64_t xorshift64(void) {
   return rng_state = x;
 }
 
-static size_t rnd(size_t n) { return (size_t)(xorshift64() % n); }
+static size_t rnd(size_t n) {
+  return (size_t)(xorshift64() % n);
+}
 
 /* Reference UTF-8 validation for chat_filename_check's model: 0 when
  * s[0..len) is valid UTF-8 with no C0, DEL or C1 control characters. */
@@ -708,8 +717,8 @@ static int model_filename_text(const unsigned char *s, size_t len) {
         return -1;
       cp = (cp << 6) | (s[i + k] & 0x3f);
     }
-    if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) ||
-        cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff) || cp < 0xa0)
+    if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || cp > 0x10ffff ||
+        (cp >= 0xd800 && cp <= 0xdfff) || cp < 0xa0)
       return -1; /* overlong, out of range, surrogate or C1 */
     i += n;
   }
@@ -728,8 +737,15 @@ static int model_filename_check(const char *name, size_t len) {
  * by mutation or from scratch, and returns its length. */
 static size_t fuzz_input(char *buf, size_t cap) {
   static const char *const seeds[] = {
-      REQUEST, "OK 123", "OK 9223372036854775807", "ERR bad-token unknown token",
-      "ERR busy", "a b c d", "my file \xc3\xa9.txt", "CHATFILE 1 ", "OK ",
+      REQUEST,
+      "OK 123",
+      "OK 9223372036854775807",
+      "ERR bad-token unknown token",
+      "ERR busy",
+      "a b c d",
+      "my file \xc3\xa9.txt",
+      "CHATFILE 1 ",
+      "OK ",
   };
   static const char alphabet[] = "CHATFILEOKR 0123456789abcdefABg+-./\\\t\n";
   size_t len;
@@ -737,7 +753,8 @@ static size_t fuzz_input(char *buf, size_t cap) {
   if (rnd(4) == 0) { /* from scratch */
     len = rnd(cap < 48 ? cap + 1 : 49);
     for (size_t i = 0; i < len; i++)
-      buf[i] = rnd(4) == 0 ? (char)rnd(256) : alphabet[rnd(sizeof(alphabet) - 1)];
+      buf[i] =
+          rnd(4) == 0 ? (char)rnd(256) : alphabet[rnd(sizeof(alphabet) - 1)];
     return len;
   }
   {

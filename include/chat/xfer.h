@@ -10,9 +10,8 @@
 #define CHAT_TOKEN_BYTES 16   /* 128 random bits */
 #define CHAT_TOKEN_LEN 32     /* as lower-case hex */
 #define CHAT_DIGEST_BYTES 32  /* SHA-256 trailer after the file bytes */
-#define CHAT_XFER_HEADER_MAX                                                   \
-  128 /* longest header line on a file connection                              \
-       */
+/* longest header line on a file connection */
+#define CHAT_XFER_HEADER_MAX 128
 #define CHAT_XFER_MAGIC "CHATFILE"
 #define CHAT_XFER_VERSION 1
 

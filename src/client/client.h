@@ -10,12 +10,10 @@
 #define CLIENT_SERVER_MAX_LINE (1024 * 1024) /* longest line from a server */
 #define CLIENT_INPUT_MAX_LINE (64 * 1024)    /* longest line typed */
 #define CLIENT_INPUT_QUEUE_MAX (256 * 1024)  /* typed-ahead bytes kept */
-#define CLIENT_SEND_MAX                                                        \
-  (256 * 1024) /* unsent lines to the server before we                         \
-                  stop reading stdin */
-#define CLIENT_STDOUT_MAX                                                      \
-  (1024 * 1024)                        /* unwritten output before we stop      \
-                                          reading from the server */
+/* unsent lines to the server before we stop reading stdin */
+#define CLIENT_SEND_MAX (256 * 1024)
+/* unwritten output before we stop reading from the server */
+#define CLIENT_STDOUT_MAX (1024 * 1024)
 #define CLIENT_EXIT_GRACE_MS 2000      /* bound on flushing at exit */
 #define CLIENT_DEFAULT_MAX_TRANSFERS 8 /* each way, at once */
 #define CLIENT_DEFAULT_STALL_S 30      /* a transfer moving nothing fails */

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """bench-smoke: start chat-server on a free port, run a one-second
 chat-bench fanout against it and check the report: deliveries happened and
-none was lost.
+none was lost. Then run a tiny chat-bench floor (no server) and check that
+it timed every sweep it was asked for.
 
 usage: smoke.py CHAT-SERVER CHAT-BENCH
 """
@@ -68,6 +69,7 @@ def main():
         if problems:
             sys.exit('bench-smoke FAILED: ' + '; '.join(problems))
         print('bench-smoke: %d deliveries, ratio 1, ok' % rep['delivered'])
+        floor_smoke(bench_bin)
     finally:
         server.terminate()
         try:
@@ -75,6 +77,32 @@ def main():
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
+
+
+def floor_smoke(bench_bin):
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, 'floor.json')
+        cmd = [bench_bin, 'floor', '--clients', '20', '--sweeps', '5',
+               '--gap', '0.001', '--json', out]
+        print('+', ' '.join(cmd), flush=True)
+        r = subprocess.run(cmd, timeout=40)
+        if r.returncode != 0:
+            sys.exit('chat-bench floor exited with %d' % r.returncode)
+        with open(out) as f:
+            rep = json.load(f)
+    print(json.dumps(rep, indent=1))
+    ms = rep.get('sweep_ms', {})
+    problems = []
+    if (rep.get('mode'), rep.get('clients'), rep.get('sweeps')) != (
+            'floor', 20, 5):
+        problems.append('report is not of 5 sweeps over 20 connections')
+    if not 0 < ms.get('p10', 0) <= ms.get('p50', 0) <= ms.get('p90', 0):
+        problems.append('sweep times not positive and ordered: %r' % ms)
+    if not rep.get('us_per_send', 0) > 0:
+        problems.append('no time per send')
+    if problems:
+        sys.exit('bench-smoke floor FAILED: ' + '; '.join(problems))
+    print('bench-smoke: floor ok, %.2f us per send' % rep['us_per_send'])
 
 
 if __name__ == '__main__':

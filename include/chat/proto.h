@@ -42,12 +42,24 @@ int chat_name_equal(const char *a, size_t alen, const char *b, size_t blen);
 int chat_text_check(const char *text, size_t len);
 
 /* Makes untrusted text safe to print on a terminal: C0 controls and DEL
- * become caret notation ("^[" for ESC), C1 controls and bidirectional
- * overrides become "\u009b"-style escapes, invalid UTF-8 bytes become
- * "\xff"-style escapes; TAB and printable UTF-8 pass unchanged. Writes at
- * most cap - 1 bytes plus a NUL to out (cap >= CHAT_SANITIZE_MAX(len) never
- * truncates) and returns the length written, NUL excluded. */
+ * become caret notation ("^[" for ESC), C1 controls, bidirectional
+ * overrides and isolates (U+202A-U+202E, U+2066-U+2069) and invisible
+ * characters (U+200B-U+200F, U+FEFF) become "\u009b"-style escapes, invalid
+ * UTF-8 bytes become "\xff"-style escapes; TAB and printable UTF-8 pass
+ * unchanged. Its output is printable ASCII and UTF-8 that it leaves as is,
+ * so sanitising twice changes nothing. Writes at most cap - 1 bytes plus a
+ * NUL to out (cap >= CHAT_SANITIZE_MAX(len) never truncates) and returns
+ * the length written, NUL excluded. */
 size_t chat_sanitize(const char *in, size_t len, char *out, size_t cap);
+
+/* chat_sanitize(text) + "\n" in a new buffer with one reference, or NULL:
+ * one line that is safe to print, whatever text holds ("\n" included). */
+chat_buf_t *chat_safe_line(const char *text, size_t len);
+
+/* printf, then chat_safe_line() over the whole result: the one way text
+ * formatted at run time is made printable. ap is consumed. */
+chat_buf_t *chat_vformat_safe(const char *fmt, va_list ap) CHAT_PRINTF(1, 0);
+chat_buf_t *chat_format_safe(const char *fmt, ...) CHAT_PRINTF(1, 2);
 
 /* Kinds of server-to-client lines. */
 typedef enum {

@@ -14,11 +14,21 @@
 #define CHAT_XFER_HEADER_MAX 128
 #define CHAT_XFER_MAGIC "CHATFILE"
 #define CHAT_XFER_VERSION 1
+/* mkstemp's template for a download in flight: "." <file> CHAT_PART_SUFFIX */
+#define CHAT_PART_SUFFIX ".part-XXXXXX"
 
 /* 0 when name may be requested and served: 1-CHAT_FILENAME_MAX bytes of
- * chat text (valid UTF-8, no control characters), no '/' or '\\', not
- * starting with '.'. Otherwise CHAT_EFILENAME. */
+ * chat text (valid UTF-8, no control characters), no TAB, '/' or '\\', not
+ * starting with '.', no bidirectional control (U+202A-U+202E,
+ * U+2066-U+2069) and no invisible character (U+200B-U+200F, U+FEFF).
+ * Otherwise CHAT_EFILENAME. */
 int chat_filename_check(const char *name, size_t len);
+
+/* How many leading bytes of a valid file name go into its temporary name
+ * "." <name> CHAT_PART_SUFFIX: all of them when that is at most
+ * CHAT_FILENAME_MAX bytes (a name of up to 242 bytes), else the longest
+ * prefix that fits and ends on a UTF-8 character boundary. */
+size_t chat_part_name_len(const char *name, size_t len);
 
 /* Fills out with CHAT_TOKEN_LEN lower-case hex digits and a NUL, from the
  * operating system's CSPRNG. Returns 0 or a libuv error. */

@@ -32,8 +32,15 @@ static void drain_input(client_t *c);
 
 static void on_out_poll(uv_timer_t *t);
 
-static void out(client_t *c, const char *s, size_t len) {
-  if (chat_stream_write_copy(&c->out, s, len) != 0)
+/* The only raw write to stdout: callers make b safe first. */
+static void out(client_t *c, chat_buf_t *b) {
+  int rc;
+
+  if (b == NULL)
+    return;
+  rc = chat_stream_write(&c->out, b);
+  chat_buf_unref(b);
+  if (rc != 0)
     return; /* stdout is gone: nothing left to tell the user */
   if (c->out.queued > CLIENT_STDOUT_MAX && c->connected && !c->exiting) {
     /* The reader of our stdout is slow: stop taking chat from the server
@@ -43,24 +50,35 @@ static void out(client_t *c, const char *s, size_t len) {
   }
 }
 
-static void outs(client_t *c, const char *s) {
-  out(c, s, strlen(s));
+void client_print_constant_(client_t *c, const char *s, size_t len) {
+  out(c, chat_buf_from(s, len));
 }
 
 void client_printf(client_t *c, const char *fmt, ...) {
-  char line[2048];
   va_list ap;
-  int n;
+  chat_buf_t *b;
 
   va_start(ap, fmt);
-  n = vsnprintf(line, sizeof(line) - 1, fmt, ap);
+  b = chat_vformat_safe(fmt, ap);
   va_end(ap);
-  if (n < 0)
+  out(c, b);
+}
+
+void client_print_text(client_t *c, const char *text, size_t len) {
+  out(c, chat_safe_line(text, len));
+}
+
+void client_eprintf(const char *fmt, ...) {
+  va_list ap;
+  chat_buf_t *b;
+
+  va_start(ap, fmt);
+  b = chat_vformat_safe(fmt, ap);
+  va_end(ap);
+  if (b == NULL)
     return;
-  if ((size_t)n > sizeof(line) - 2)
-    n = (int)sizeof(line) - 2;
-  line[n++] = '\n';
-  out(c, line, (size_t)n);
+  fwrite(b->data, 1, b->len, stderr);
+  chat_buf_unref(b);
 }
 
 static void on_server_line(chat_stream_t *s, const char *line, size_t len);
@@ -76,22 +94,6 @@ static void on_out_poll(uv_timer_t *t) {
     chat_stream_read_start(&c->server, on_server_line, on_server_event);
 }
 
-/* Prints untrusted text with every control sequence neutralised. */
-static void out_untrusted(client_t *c, const char *s, size_t len) {
-  char stackbuf[1024];
-  size_t cap = CHAT_SANITIZE_MAX(len);
-  char *buf = cap <= sizeof(stackbuf) ? stackbuf : malloc(cap + 1);
-  size_t n;
-
-  if (buf == NULL)
-    return;
-  n = chat_sanitize(s, len, buf, cap);
-  buf[n++] = '\n';
-  out(c, buf, n);
-  if (buf != stackbuf)
-    free(buf);
-}
-
 void client_send_line(client_t *c, const char *s, size_t len) {
   chat_buf_t *b = chat_buf_new(len + 1);
   int rc;
@@ -103,7 +105,7 @@ void client_send_line(client_t *c, const char *s, size_t len) {
   rc = chat_stream_write(&c->server, b);
   chat_buf_unref(b);
   if (rc != 0 && rc != CHAT_ECLOSED)
-    fprintf(stderr, "chat-client: cannot send: %s\n", chat_strerror(rc));
+    client_eprintf("chat-client: cannot send: %s", chat_strerror(rc));
   if (c->server.queued > CLIENT_SEND_MAX && !c->send_blocked) {
     /* The server reads us slowly (flood control): stop reading stdin so
      * a piped file cannot pile up in memory; resumed on drain. */
@@ -116,20 +118,31 @@ void client_send_line(client_t *c, const char *s, size_t len) {
 
 static void ask_name(client_t *c) {
   if (c->interactive)
-    outs(c, MENU_PROMPT_NAME);
+    client_print_literal(c, MENU_PROMPT_NAME);
+}
+
+#define NAME_RULE "use 1-32 characters from A-Z a-z 0-9 _ . -"
+#define NAME_SHOWN_MAX 64 /* bytes of a refused name repeated back */
+
+/* Standard input is no terminal, so nobody can answer "send another name":
+ * says why the name was refused and leaves with status 1. */
+static void name_refused(client_t *c, const char *name, size_t len,
+                         const char *reason, size_t reason_len) {
+  client_eprintf("chat-client: the name \"%.*s%s\" was refused: %.*s",
+                 (int)(len < NAME_SHOWN_MAX ? len : NAME_SHOWN_MAX), name,
+                 len > NAME_SHOWN_MAX ? "..." : "", (int)reason_len, reason);
+  client_exit(c, 1);
 }
 
 static void do_register(client_t *c, const char *name, size_t len) {
   if (chat_name_check(name, len) != 0) {
     if (c->interactive) {
-      outs(c, "invalid name: use 1-32 characters from A-Z a-z 0-9 _ . -\n");
+      client_print_literal(c, "invalid name: " NAME_RULE "\n");
       menu_rejected(&c->menu);
       ask_name(c);
       return;
     }
-    fprintf(stderr, "chat-client: invalid name: use 1-32 characters from "
-                    "A-Z a-z 0-9 _ . -\n");
-    client_exit(c, 1);
+    name_refused(c, name, len, NAME_RULE, strlen(NAME_RULE));
     return;
   }
   client_send_line(c, name, len);
@@ -141,13 +154,26 @@ static void do_send(client_t *c, const char *text, size_t len) {
   int rc = chat_text_check(text, len);
 
   if (rc == CHAT_EEMPTY)
-    outs(c, "empty message not sent\n");
+    client_print_literal(c, "empty message not sent\n");
   else if (rc != 0)
-    outs(c, "message not sent: it holds control characters or invalid "
-            "UTF-8\n");
+    client_print_literal(c, "message not sent: it holds control characters "
+                            "or invalid UTF-8\n");
   else
     client_send_line(c, text, len);
-  outs(c, MENU_TEXT);
+  client_print_literal(c, MENU_TEXT);
+}
+
+/* The menu's prompts are its own constants; each is printed from its
+ * literal. */
+static void show_prompt(client_t *c, const char *prompt) {
+  if (strcmp(prompt, MENU_PROMPT_MESSAGE) == 0)
+    client_print_literal(c, MENU_PROMPT_MESSAGE);
+  else if (strcmp(prompt, MENU_PROMPT_OWNER) == 0)
+    client_print_literal(c, MENU_PROMPT_OWNER);
+  else if (strcmp(prompt, MENU_PROMPT_FILE) == 0)
+    client_print_literal(c, MENU_PROMPT_FILE);
+  else if (strcmp(prompt, MENU_PROMPT_NAME) == 0)
+    client_print_literal(c, MENU_PROMPT_NAME);
 }
 
 static void process_line(client_t *c, const char *line, size_t len) {
@@ -155,9 +181,9 @@ static void process_line(client_t *c, const char *line, size_t len) {
   char shown[64];
 
   if (len == LINE_TOO_LONG) {
-    outs(c, "input line too long; ignored\n");
+    client_print_literal(c, "input line too long; ignored\n");
     if (menu_cancel(&c->menu))
-      outs(c, MENU_TEXT);
+      client_print_literal(c, MENU_TEXT);
     return;
   }
   menu_feed(&c->menu, line, len, &act);
@@ -168,17 +194,16 @@ static void process_line(client_t *c, const char *line, size_t len) {
     do_register(c, act.text, act.len);
     break;
   case MENU_ACT_PROMPT:
-    outs(c, act.prompt);
+    show_prompt(c, act.prompt);
     break;
   case MENU_ACT_MENU:
-    outs(c, MENU_TEXT);
+    client_print_literal(c, MENU_TEXT);
     break;
   case MENU_ACT_UNKNOWN:
+    /* Sanitised first so that a NUL shows as ^@ rather than ending %s. */
     chat_sanitize(act.text, act.len < 12 ? act.len : 12, shown, sizeof(shown));
-    out(c, "unknown option '", 16);
-    outs(c, shown);
-    outs(c, act.len > 12 ? "...'\n" : "'\n");
-    outs(c, MENU_TEXT);
+    client_printf(c, "unknown option '%s%s'", shown, act.len > 12 ? "..." : "");
+    client_print_literal(c, MENU_TEXT);
     break;
   case MENU_ACT_SEND:
     do_send(c, act.text, act.len);
@@ -186,7 +211,7 @@ static void process_line(client_t *c, const char *line, size_t len) {
   case MENU_ACT_FILE:
     /* The menu comes back at once; the outcome is printed when known. */
     fetch_request(c, act.owner, act.owner_len, act.text, act.len);
-    outs(c, MENU_TEXT);
+    client_print_literal(c, MENU_TEXT);
     break;
   case MENU_ACT_EXIT:
     client_exit(c, 0);
@@ -239,8 +264,8 @@ static void on_input_event(chat_stream_t *s, int status) {
     return;
   }
   if (status != UV_EOF)
-    fprintf(stderr, "chat-client: cannot read standard input: %s\n",
-            chat_strerror(status));
+    client_eprintf("chat-client: cannot read standard input: %s",
+                   chat_strerror(status));
   c->input_eof = 1;
   drain_input(c);
 }
@@ -285,6 +310,50 @@ static int is_welcome(const chat_line_t *l) {
          memcmp(l->text, "welcome ", 8) == 0;
 }
 
+/* Why the server refused our name, in our words for the codes of
+ * docs/PROTOCOL.md; for another code its own text without the advice to
+ * send another name, which a script cannot follow. */
+static const char *refusal_reason(const chat_line_t *l, size_t *len) {
+  static const struct {
+    const char *code, *reason;
+  } map[] = {
+      {"name-invalid", NAME_RULE},
+      {"name-taken", "someone in the chat already uses it (names are "
+                     "compared ignoring case)"},
+      {"server-full", "the server is full; try again later"},
+      {"too-many-connections", "too many connections from this address"},
+      {"register-timeout", "the server waited too long for it"},
+  };
+  static const char advice[] = "send another name";
+  const char *t = l->text;
+  size_t n = l->text_len, a = sizeof(advice) - 1;
+
+  for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+    if (strlen(map[i].code) == l->word_len &&
+        memcmp(map[i].code, l->word, l->word_len) == 0) {
+      *len = strlen(map[i].reason);
+      return map[i].reason;
+    }
+  if (n >= a && memcmp(t + n - a, advice, a) == 0) {
+    n -= a;
+    while (n > 0 && (t[n - 1] == ' ' || t[n - 1] == ';' || t[n - 1] == ',' ||
+                     t[n - 1] == '.' || t[n - 1] == ':'))
+      n--;
+  }
+  if (n == 0) { /* no text: the code is all there is */
+    t = l->word;
+    n = l->word_len;
+  }
+  if (n == 0) {
+    t = "no reason given";
+    n = strlen(t);
+  }
+  if (n > 200)
+    n = 200;
+  *len = n;
+  return t;
+}
+
 static void on_name_answer(client_t *c, const chat_line_t *l, const char *line,
                            size_t len) {
   if (is_welcome(l)) {
@@ -292,26 +361,24 @@ static void on_name_answer(client_t *c, const chat_line_t *l, const char *line,
     int n = snprintf(fp, sizeof(fp), "%cFILEPORT %d", CHAT_CONTROL_CHAR,
                      c->serving ? c->files.port : 0);
     client_send_line(c, fp, (size_t)n);
-    out_untrusted(c, line, len);
+    client_print_text(c, line, len);
     menu_registered(&c->menu);
     c->waiting = 0;
-    outs(c, MENU_TEXT);
+    client_print_literal(c, MENU_TEXT);
     drain_input(c);
     return;
   }
   if (l->kind != CHAT_LINE_ERROR) {
-    out_untrusted(c, line, len);
+    client_print_text(c, line, len);
     return;
   }
   if (!c->interactive) {
-    char why[256];
-    chat_sanitize(l->text, l->text_len < 60 ? l->text_len : 60, why,
-                  sizeof(why));
-    fprintf(stderr, "chat-client: name rejected: %s\n", why);
-    client_exit(c, 1);
+    size_t n;
+    const char *why = refusal_reason(l, &n);
+    name_refused(c, c->name, strlen(c->name), why, n);
     return;
   }
-  out_untrusted(c, line, len);
+  client_print_text(c, line, len);
   menu_rejected(&c->menu);
   c->waiting = 0;
   ask_name(c);
@@ -338,7 +405,7 @@ static void on_server_line(chat_stream_t *s, const char *line, size_t len) {
       fetch_on_reply(c, &l);
     return; /* control lines are for us, never shown */
   }
-  out_untrusted(c, line, len);
+  client_print_text(c, line, len);
 }
 
 static void on_server_drain(chat_stream_t *s) {
@@ -354,16 +421,16 @@ static void on_server_event(chat_stream_t *s, int status) {
   client_t *c = client_of(s, server);
 
   if (status == CHAT_ELINE) {
-    outs(c, "(a line from the server was too long to show)\n");
+    client_print_literal(c, "(a line from the server was too long to show)\n");
     return;
   }
   if (c->exiting)
     return;
   if (status == UV_EOF)
-    fprintf(stderr, "chat-client: server closed the connection\n");
+    client_eprintf("chat-client: server closed the connection");
   else
-    fprintf(stderr, "chat-client: connection to the server lost: %s\n",
-            chat_strerror(status));
+    client_eprintf("chat-client: connection to the server lost: %s",
+                   chat_strerror(status));
   client_exit(c, 1);
 }
 
@@ -401,7 +468,7 @@ static void client_exit(client_t *c, int code) {
   uv_close((uv_handle_t *)&c->sigint, NULL);
   uv_close((uv_handle_t *)&c->sigterm, NULL);
   if (code == 0)
-    outs(c, MENU_GOODBYE);
+    client_print_literal(c, MENU_GOODBYE);
   chat_stream_close(&c->in, on_stream_closed);
   if (c->connected)
     chat_stream_end(&c->server, on_stream_closed);
@@ -430,8 +497,8 @@ static void on_connected(chat_stream_t *s, int status) {
   if (status == UV_ECANCELED)
     return; /* we left while connecting; the close callback follows */
   if (status != 0) {
-    fprintf(stderr, "chat-client: cannot connect to %s port %d: %s\n",
-            c->cfg.host, c->cfg.port, chat_strerror(status));
+    client_eprintf("chat-client: cannot connect to %s port %d: %s", c->cfg.host,
+                   c->cfg.port, chat_strerror(status));
     c->server_open = 0;
     c->open_streams--; /* the connector closed it */
     client_exit(c, 1);
@@ -488,8 +555,8 @@ int client_start(client_t *c, uv_loop_t *loop, const client_config_t *cfg) {
   rc = chat_connect(loop, &c->server, cfg->host, cfg->port,
                     CLIENT_SERVER_MAX_LINE, on_connected);
   if (rc != 0) {
-    fprintf(stderr, "chat-client: cannot connect to %s port %d: %s\n",
-            cfg->host, cfg->port, chat_strerror(rc));
+    client_eprintf("chat-client: cannot connect to %s port %d: %s", cfg->host,
+                   cfg->port, chat_strerror(rc));
     client_exit(c, 1);
     return 0;
   }

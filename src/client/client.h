@@ -81,8 +81,28 @@ typedef struct {
   int open_streams; /* streams not yet closed */
 } client_t;
 
-/* Prints a line on stdout (a NUL-terminated printf format). */
+/* Output. Text formatted at run time reaches stdout or stderr only through
+ * these functions, and they neutralise all of it (chat_format_safe()):
+ * whatever an argument holds (a server's or an owner's words, a file name)
+ * prints as one line without a control sequence. Only compile-time
+ * constants (the menu, the prompts) bypass that, through
+ * client_print_literal(). */
+
+/* Prints one line on stdout: the formatted text, sanitised, then "\n". */
 void client_printf(client_t *c, const char *fmt, ...) CHAT_PRINTF(2, 3);
+
+/* Prints len bytes of foreign text (a line from the server) as one
+ * sanitised line. */
+void client_print_text(client_t *c, const char *text, size_t len);
+
+/* Prints a string literal exactly as it is (newlines included); anything
+ * but a literal does not compile. */
+#define client_print_literal(c, lit)                                           \
+  client_print_constant_((c), "" lit, sizeof(lit) - 1)
+void client_print_constant_(client_t *c, const char *s, size_t len);
+
+/* Prints one line on stderr: the formatted text, sanitised, then "\n". */
+void client_eprintf(const char *fmt, ...) CHAT_PRINTF(1, 2);
 
 /* Sends one line (without its newline) to the server. */
 void client_send_line(client_t *c, const char *line, size_t len);

@@ -86,19 +86,16 @@ static void stall_reset(fetch_t *f) {
   f->deadline = uv_now(f->c->loop) + f->c->cfg.stall_s * 1000ull;
 }
 
+/* The file and owner names were typed by the user and may be anything, the
+ * reason may quote the server or the owner: client_printf() neutralises
+ * them all. */
 static void print_outcome(fetch_t *f, const char *reason) {
-  char name[CHAT_SANITIZE_MAX(CHAT_FILENAME_MAX)];
-  char owner[CHAT_SANITIZE_MAX(CHAT_NAME_MAX)];
-
-  /* Both were typed by the user and may be anything. */
-  chat_sanitize(f->file, strlen(f->file), name, sizeof(name));
-  chat_sanitize(f->owner, strlen(f->owner), owner, sizeof(owner));
   if (reason == NULL)
     client_printf(f->c, "received %s (%llu bytes) from %s, SHA-256 verified",
-                  name, (unsigned long long)f->size, owner);
+                  f->file, (unsigned long long)f->size, f->owner);
   else
-    client_printf(f->c, "file transfer of %s from %s failed: %s", name, owner,
-                  reason);
+    client_printf(f->c, "file transfer of %s from %s failed: %s", f->file,
+                  f->owner, reason);
 }
 
 static void start_relay(fetch_t *f);
@@ -376,8 +373,8 @@ static void on_fetch_line(chat_stream_t *st, const char *line, size_t len) {
     const char *a[2];
     size_t al[2];
     chat_line_parse(line, len, &l);
-    if (chat_args_split(l.text, l.text_len, 2, 1, a, al) == 2 &&
-        chat_text_check(a[1], al[1]) == 0)
+    /* The server's words, neutralised when printed. */
+    if (chat_args_split(l.text, l.text_len, 2, 1, a, al) == 2)
       snprintf(why, sizeof(why), "the relay failed: %.*s",
                (int)(al[1] < 100 ? al[1] : 100), a[1]);
     else
@@ -388,8 +385,14 @@ static void on_fetch_line(chat_stream_t *st, const char *line, size_t len) {
   rc = chat_xfer_parse_reply(line, len, &f->size, &code, &code_len, &text,
                              &text_len);
   if (rc == CHAT_EREFUSED) {
-    snprintf(why, sizeof(why), "refused by the owner (%.*s)",
-             (int)(code_len < 32 ? code_len : 32), code);
+    /* The owner's words, neutralised when printed. */
+    if (text_len > 0)
+      snprintf(why, sizeof(why), "refused by the owner (%.*s: %.*s)",
+               (int)(code_len < 32 ? code_len : 32), code,
+               (int)(text_len < 100 ? text_len : 100), text);
+    else
+      snprintf(why, sizeof(why), "refused by the owner (%.*s)",
+               (int)(code_len < 32 ? code_len : 32), code);
     fetch_fail(f, why);
     return;
   }
@@ -431,13 +434,10 @@ static void on_fetch_event(chat_stream_t *st, int status) {
 
 /* Says once that we switch to the relay, and does. */
 static void fall_back(fetch_t *f, const char *why) {
-  char owner[CHAT_SANITIZE_MAX(CHAT_NAME_MAX)];
-
-  chat_sanitize(f->owner, strlen(f->owner), owner, sizeof(owner));
   client_printf(f->c,
                 "direct connection to %s failed (%s); relaying through "
                 "the server",
-                owner, why);
+                f->owner, why);
 }
 
 static void on_owner_connected(chat_stream_t *st, int status) {
@@ -496,7 +496,10 @@ static fetch_t *find_fetch(client_t *c, const char *id, size_t len) {
   return NULL;
 }
 
-static const char *reason_for(const char *code, size_t len) {
+/* Our words for a GET-FAIL code; an unknown one is quoted with its text
+ * into buf. */
+static const char *reason_for(const char *code, size_t len, const char *text,
+                              size_t text_len, char *buf, size_t cap) {
   static const struct {
     const char *code, *reason;
   } map[] = {
@@ -515,7 +518,13 @@ static const char *reason_for(const char *code, size_t len) {
   for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
     if (strlen(map[i].code) == len && memcmp(map[i].code, code, len) == 0)
       return map[i].reason;
-  return "refused";
+  /* The server's (or the owner's) words, neutralised when printed. */
+  if (text_len > 0)
+    snprintf(buf, cap, "refused (%.*s: %.*s)", (int)(len < 32 ? len : 32), code,
+             (int)(text_len < 100 ? text_len : 100), text);
+  else
+    snprintf(buf, cap, "refused (%.*s)", (int)(len < 32 ? len : 32), code);
+  return buf;
 }
 
 /* Connects the stream to host:port; the outcome reaches
@@ -548,7 +557,6 @@ static void start_relay(fetch_t *f) {
  * port (0: it accepts no connections) allow. */
 static void start_transfer(fetch_t *f, const char *host, int port,
                            const char *token) {
-  char owner[CHAT_SANITIZE_MAX(CHAT_NAME_MAX)];
   xfer_mode mode = f->c->cfg.transfer;
 
   memcpy(f->token, token, CHAT_TOKEN_LEN + 1);
@@ -557,11 +565,10 @@ static void start_transfer(fetch_t *f, const char *host, int port,
     fetch_fail(f, "the owner accepts no connections and --transfer=direct "
                   "rules out the relay");
   } else if (port == 0) {
-    chat_sanitize(f->owner, strlen(f->owner), owner, sizeof(owner));
     client_printf(f->c,
                   "%s accepts no connections; relaying through the "
                   "server",
-                  owner);
+                  f->owner);
     start_relay(f);
   } else if (mode == XFER_RELAY) {
     start_relay(f);
@@ -593,10 +600,23 @@ void fetch_on_reply(client_t *c, const chat_line_t *l) {
     token[al[3]] = '\0';
     start_transfer(f, host, (int)port, token);
   } else if (l->word_len == 8 && memcmp(l->word, "GET-FAIL", 8) == 0) {
-    if (chat_args_split(l->text, l->text_len, 3, 1, a, al) < 2 ||
-        (f = find_fetch(c, a[0], al[0])) == NULL)
+    char why[160];
+    int n = chat_args_split(l->text, l->text_len, 3, 1, a, al);
+    if (n == CHAT_EPROTO)
+      n = chat_args_split(l->text, l->text_len, 2, 0, a, al); /* no text */
+    if (n < 2 || (f = find_fetch(c, a[0], al[0])) == NULL)
       return;
-    fetch_fail(f, reason_for(a[1], al[1]));
+    fetch_fail(f, reason_for(a[1], al[1], n == 3 ? a[2] : NULL,
+                             n == 3 ? al[2] : 0, why, sizeof(why)));
+  } else if (l->word_len == 9 && memcmp(l->word, "GET-OWNER", 9) == 0) {
+    /* The owner's name as the server knows it (its case), for every later
+     * line about this request; ignored unless it is a valid name. */
+    if (chat_args_split(l->text, l->text_len, 2, 0, a, al) != 2 ||
+        (f = find_fetch(c, a[0], al[0])) == NULL ||
+        chat_name_check(a[1], al[1]) != 0)
+      return;
+    memcpy(f->owner, a[1], al[1]);
+    f->owner[al[1]] = '\0';
   }
 }
 
@@ -650,6 +670,17 @@ void fetch_request(client_t *c, const char *owner, size_t owner_len,
   char *tmpl;
   fetch_t *f;
 
+  /* The menu trimmed both names; an empty one cannot be put in the usual
+   * failure line, and there is nothing to ask the server. */
+  if (owner_len == 0) {
+    client_printf(c, "file request not sent: no owner name given");
+    return;
+  }
+  if (file_len == 0) {
+    client_printf(c, "file request not sent: no file name given");
+    return;
+  }
+
   f = calloc(1, sizeof(*f) + file_len + 1);
   if (f == NULL)
     return;
@@ -668,14 +699,17 @@ void fetch_request(client_t *c, const char *owner, size_t owner_len,
   }
   f->id = c->next_fetch_id = c->next_fetch_id % 999999999u + 1;
   f->dest = malloc(dlen + file_len + 2);
-  tmpl = malloc(dlen + file_len + 16);
+  tmpl = malloc(dlen + file_len + sizeof(CHAT_PART_SUFFIX) + 2);
   if (f->dest == NULL || tmpl == NULL) {
     free(tmpl);
     fetch_fail(f, "out of memory");
     return;
   }
   sprintf(f->dest, "%s/%s", c->cfg.downloads, f->file);
-  sprintf(tmpl, "%s/.%s.part-XXXXXX", c->cfg.downloads, f->file);
+  /* A long name is cut short in the temporary name, which must fit the
+   * file system's 255 bytes too; the final name is the whole one. */
+  sprintf(tmpl, "%s/.%.*s" CHAT_PART_SUFFIX, c->cfg.downloads,
+          (int)chat_part_name_len(f->file, file_len), f->file);
   f->req.data = f;
   stall_reset(f);
   if (uv_fs_mkstemp(c->loop, &f->req, tmpl, on_temp_created) == 0)

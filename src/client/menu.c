@@ -59,6 +59,18 @@ static int all_blank(const char *line, size_t len) {
   return 1;
 }
 
+/* Drops leading and trailing blanks (ASCII space and tab only). */
+static const char *trim(const char *line, size_t *len) {
+  size_t n = *len;
+
+  while (n > 0 && is_blank(line[0]))
+    line++, n--;
+  while (n > 0 && is_blank(line[n - 1]))
+    n--;
+  *len = n;
+  return line;
+}
+
 static void prompt(menu_action_t *act, const char *text) {
   act->kind = MENU_ACT_PROMPT;
   act->prompt = text;
@@ -113,6 +125,7 @@ void menu_feed(menu_t *m, const char *line, size_t len, menu_action_t *act) {
     act->len = len;
     break;
   case MENU_FILE_OWNER:
+    line = trim(line, &len);
     m->owner_len = len < MENU_FIELD_MAX ? len : MENU_FIELD_MAX;
     memcpy(m->owner, line, m->owner_len);
     m->owner[m->owner_len] = '\0';
@@ -124,7 +137,7 @@ void menu_feed(menu_t *m, const char *line, size_t len, menu_action_t *act) {
     act->kind = MENU_ACT_FILE;
     act->owner = m->owner;
     act->owner_len = m->owner_len;
-    act->text = line;
+    act->text = trim(line, &len);
     act->len = len;
     break;
   }

@@ -46,10 +46,12 @@ typedef enum {
 typedef struct {
   menu_act_kind kind;
   const char *prompt; /* MENU_ACT_PROMPT: one of the MENU_PROMPT_* texts */
-  const char *text;   /* REGISTER: name; SEND: message; FILE: file name;
-                         UNKNOWN: the option typed */
+  const char *text;   /* REGISTER: name; SEND: message; FILE: file name
+                         (without surrounding blanks); UNKNOWN: the option
+                         typed */
   size_t len;
-  const char *owner; /* MENU_ACT_FILE: the owner's name (NUL-terminated) */
+  const char *owner; /* MENU_ACT_FILE: the owner's name without surrounding
+                        blanks (NUL-terminated) */
   size_t owner_len;
 } menu_action_t;
 

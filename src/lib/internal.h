@@ -16,4 +16,9 @@ void chat__stream_cancelled(chat_stream_t *s);
  * with the last data, which libuv reports as EOF), or 0. */
 int chat__socket_error(uv_stream_t *stream);
 
+/* proto.c: non-zero when text holds a bidirectional control or an
+ * invisible character (U+200B-U+200F, U+FEFF), which make a name look
+ * like another. */
+int chat__text_deceptive(const char *text, size_t len);
+
 #endif /* CHAT_LIB_INTERNAL_H */

@@ -2,7 +2,10 @@
 #include "chat/chat.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "internal.h"
 
 static int is_name_char(unsigned char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
@@ -75,6 +78,29 @@ static int is_bidi_control(unsigned cp) {
   return (cp >= 0x202A && cp <= 0x202E) || (cp >= 0x2066 && cp <= 0x2069);
 }
 
+/* Zero-width spaces, joiners and direction marks (U+200B-U+200F) and the
+ * byte order mark (U+FEFF) print as nothing: two names that differ only by
+ * them look the same. */
+static int is_invisible(unsigned cp) {
+  return (cp >= 0x200B && cp <= 0x200F) || cp == 0xFEFF;
+}
+
+int chat__text_deceptive(const char *text, size_t len) {
+  const unsigned char *s = (const unsigned char *)text;
+  size_t i = 0, n;
+  unsigned cp;
+
+  while (i < len) {
+    n = utf8_decode(s + i, len - i, &cp);
+    if (n == 0)
+      n = 1; /* not ours to judge: chat_text_check() refuses it */
+    else if (is_bidi_control(cp) || is_invisible(cp))
+      return 1;
+    i += n;
+  }
+  return 0;
+}
+
 int chat_text_check(const char *text, size_t len) {
   const unsigned char *s = (const unsigned char *)text;
   size_t i = 0, n;
@@ -121,7 +147,7 @@ size_t chat_sanitize(const char *in, size_t len, char *out, size_t cap) {
       ok = put(out, cap, &o, esc, 2);
     } else if (cp == 0x7F) {
       ok = put(out, cap, &o, "^?", 2);
-    } else if (is_control(cp) || is_bidi_control(cp)) {
+    } else if (is_control(cp) || is_bidi_control(cp) || is_invisible(cp)) {
       snprintf(esc, sizeof(esc), "\\u%04x", cp);
       ok = put(out, cap, &o, esc, 6);
     } else {
@@ -132,6 +158,54 @@ size_t chat_sanitize(const char *in, size_t len, char *out, size_t cap) {
   }
   out[o] = '\0';
   return o;
+}
+
+chat_buf_t *chat_safe_line(const char *text, size_t len) {
+  chat_buf_t *b = chat_buf_new(CHAT_SANITIZE_MAX(len) + 1);
+  size_t n;
+
+  if (b == NULL)
+    return NULL;
+  n = chat_sanitize(text, len, b->data, CHAT_SANITIZE_MAX(len));
+  b->data[n] = '\n';
+  b->len = n + 1;
+  return b;
+}
+
+chat_buf_t *chat_vformat_safe(const char *fmt, va_list ap) {
+  char stackbuf[1024];
+  char *raw = stackbuf;
+  chat_buf_t *b;
+  va_list ap2;
+  int n;
+
+  va_copy(ap2, ap);
+  n = vsnprintf(stackbuf, sizeof(stackbuf), fmt, ap2);
+  va_end(ap2);
+  if (n < 0)
+    return NULL;
+  if ((size_t)n >= sizeof(stackbuf)) {
+    raw = malloc((size_t)n + 1);
+    if (raw == NULL)
+      return NULL;
+    vsnprintf(raw, (size_t)n + 1, fmt, ap);
+  }
+  /* The whole result, not each argument: whatever the format and the
+   * arguments hold, the line is safe and stays one line. */
+  b = chat_safe_line(raw, (size_t)n);
+  if (raw != stackbuf)
+    free(raw);
+  return b;
+}
+
+chat_buf_t *chat_format_safe(const char *fmt, ...) {
+  va_list ap;
+  chat_buf_t *b;
+
+  va_start(ap, fmt);
+  b = chat_vformat_safe(fmt, ap);
+  va_end(ap);
+  return b;
 }
 
 int chat_line_parse(const char *line, size_t len, chat_line_t *out) {

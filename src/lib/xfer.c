@@ -3,6 +3,8 @@
 
 #include <string.h>
 
+#include "internal.h"
+
 int chat_filename_check(const char *name, size_t len) {
   if (len == 0 || len > CHAT_FILENAME_MAX || name[0] == '.')
     return CHAT_EFILENAME;
@@ -10,7 +12,22 @@ int chat_filename_check(const char *name, size_t len) {
     return CHAT_EFILENAME;
   if (chat_text_check(name, len) != 0 || memchr(name, '\t', len) != NULL)
     return CHAT_EFILENAME;
+  /* Like a control character, a bidirectional override or an invisible
+   * character makes the name shown differ from the file served. */
+  if (chat__text_deceptive(name, len))
+    return CHAT_EFILENAME;
   return 0;
+}
+
+size_t chat_part_name_len(const char *name, size_t len) {
+  size_t max = CHAT_FILENAME_MAX - (sizeof(CHAT_PART_SUFFIX) - 1) - 1;
+
+  if (len <= max)
+    return len;
+  /* Back off continuation bytes so no character is cut in two. */
+  while (max > 0 && ((unsigned char)name[max] & 0xC0) == 0x80)
+    max--;
+  return max;
 }
 
 void chat_hex(const unsigned char *in, size_t n, char *out) {

@@ -68,6 +68,10 @@ static int ref_bidi(unsigned cp) {
   return (cp >= 0x202A && cp <= 0x202E) || (cp >= 0x2066 && cp <= 0x2069);
 }
 
+static int ref_invisible(unsigned cp) {
+  return (cp >= 0x200B && cp <= 0x200F) || cp == 0xFEFF;
+}
+
 static int ref_text_check(const unsigned char *s, size_t n) {
   unsigned cp;
 
@@ -97,7 +101,7 @@ static size_t ref_sanitize(const unsigned char *s, size_t n, char *out) {
     } else if (cp == 0x7F) {
       out[o++] = '^';
       out[o++] = '?';
-    } else if (ref_control(cp) || ref_bidi(cp)) {
+    } else if (ref_control(cp) || ref_bidi(cp) || ref_invisible(cp)) {
       o += (size_t)sprintf(out + o, "\\u%04x", cp);
     } else {
       memcpy(out + o, s + i, k);

@@ -101,11 +101,32 @@ static void check_reply(const char *line, size_t len) {
   }
 }
 
+/* In valid UTF-8 a character's encoding never appears other than as that
+ * character, so a byte search finds U+200B-U+200F (e2 80 8b-8f), U+202A-
+ * U+202E (e2 80 aa-ae), U+2066-U+2069 (e2 81 a6-a9) and U+FEFF (ef bb bf). */
+static int has_deceptive(const char *s, size_t len) {
+  const unsigned char *u = (const unsigned char *)s;
+
+  for (size_t i = 0; i + 2 < len; i++) {
+    if (u[i] == 0xe2 && u[i + 1] == 0x80 &&
+        ((u[i + 2] >= 0x8b && u[i + 2] <= 0x8f) ||
+         (u[i + 2] >= 0xaa && u[i + 2] <= 0xae)))
+      return 1;
+    if (u[i] == 0xe2 && u[i + 1] == 0x81 && u[i + 2] >= 0xa6 &&
+        u[i + 2] <= 0xa9)
+      return 1;
+    if (u[i] == 0xef && u[i + 1] == 0xbb && u[i + 2] == 0xbf)
+      return 1;
+  }
+  return 0;
+}
+
 static void check_filename(const char *s, size_t len) {
   int rc = chat_filename_check(s, len);
   int want = len >= 1 && len <= CHAT_FILENAME_MAX && s[0] != '.' &&
              memchr(s, '/', len) == NULL && memchr(s, '\\', len) == NULL &&
-             memchr(s, '\t', len) == NULL && chat_text_check(s, len) == 0;
+             memchr(s, '\t', len) == NULL && chat_text_check(s, len) == 0 &&
+             !has_deceptive(s, len);
 
   FUZZ_CHECK(rc == 0 || rc == CHAT_EFILENAME);
   FUZZ_CHECK((rc == 0) == want);

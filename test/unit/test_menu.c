@@ -220,6 +220,58 @@ static void test_second_file_request_forgets_first_owner(void **state) {
   assert_string_equal(act.owner, "bo");
 }
 
+/* Only leading and trailing ASCII spaces and tabs go; inner ones and other
+ * characters stay. */
+static void test_owner_and_file_names_are_trimmed(void **state) {
+  static const struct {
+    const char *owner, *file, *want_owner, *want_file;
+  } cases[] = {
+      {"bob ", " a.txt ", "bob", "a.txt"},
+      {"\t bob\t", "\ta b.txt\t ", "bob", "a b.txt"},
+      {"bob", "a  b", "bob", "a  b"},
+      {"   ", " \t ", "", ""},
+      {"", "", "", ""},
+      {"\xc2\xa0"
+       "bob",
+       "x\xc2\xa0",
+       "\xc2\xa0"
+       "bob",
+       "x\xc2\xa0"}, /* U+00A0 */
+      {" b o b ", "\rf\r", "b o b", "\rf\r"},
+  };
+  menu_t m;
+  menu_action_t act;
+
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    start_choosing(&m);
+    feed(&m, "f");
+    act = feed(&m, cases[i].owner);
+    assert_prompt(&act, MENU_PROMPT_FILE);
+    act = feed(&m, cases[i].file);
+    assert_int_equal(act.kind, MENU_ACT_FILE);
+    assert_int_equal(act.owner_len, strlen(cases[i].want_owner));
+    assert_string_equal(act.owner, cases[i].want_owner);
+    assert_text(&act, cases[i].want_file);
+  }
+}
+
+/* Blanks do not count towards the kept length of an owner's name. */
+static void test_owner_trimmed_before_truncation(void **state) {
+  char owner[MENU_FIELD_MAX + 11];
+  menu_t m;
+  menu_action_t act;
+
+  memset(owner, ' ', 10);
+  memset(owner + 10, 'o', MENU_FIELD_MAX);
+  owner[sizeof(owner) - 1] = '\0';
+  start_choosing(&m);
+  feed(&m, "f");
+  feed(&m, owner);
+  act = feed(&m, "file");
+  assert_int_equal(act.owner_len, MENU_FIELD_MAX);
+  assert_memory_equal(act.owner, owner + 10, MENU_FIELD_MAX);
+}
+
 static void test_long_owner_is_truncated(void **state) {
   char owner[301];
   menu_t m;
@@ -355,6 +407,8 @@ int main(void) {
       cmocka_unit_test(test_verdict_outside_registration_is_ignored),
       cmocka_unit_test(test_registered_shows_options),
       cmocka_unit_test(test_message_option_prompts),
+      cmocka_unit_test(test_owner_and_file_names_are_trimmed),
+      cmocka_unit_test(test_owner_trimmed_before_truncation),
       cmocka_unit_test(test_message_is_sent_verbatim),
       cmocka_unit_test(test_message_text_points_into_line),
       cmocka_unit_test(test_file_option_asks_owner_then_file),

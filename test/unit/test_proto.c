@@ -248,6 +248,143 @@ static void test_sanitize_escapes_c1_and_bidi(void **state) {
                    "abc\\u202ecba");
 }
 
+static void test_sanitize_escapes_invisible_characters(void **state) {
+  assert_sanitized(S("a\xe2\x80\x8b"
+                     "b"),
+                   "a\\u200bb");
+  assert_sanitized(S("\xe2\x80\x8c\xe2\x80\x8d\xe2\x80\x8e\xe2\x80\x8f"),
+                   "\\u200c\\u200d\\u200e\\u200f");
+  assert_sanitized(S("\xef\xbb\xbfname"), "\\ufeffname");
+  /* Their neighbours are ordinary characters. */
+  assert_sanitized(S("\xe2\x80\x8a\xe2\x80\x90\xef\xbb\xbe\xef\xbc\x80"),
+                   "\xe2\x80\x8a\xe2\x80\x90\xef\xbb\xbe\xef\xbc\x80");
+}
+
+/* Sanitised text sanitised again is unchanged, so text made of
+ * already-sanitised parts (a reason quoting the server) can be sanitised
+ * as a whole. Checked for every byte and every code point, alone and
+ * between other characters. */
+static void test_sanitize_is_idempotent(void **state) {
+  char in[8], once[64], twice[64];
+  size_t n, m, len;
+
+  for (unsigned v = 0; v < 0x110000 + 256; v++) {
+    if (v < 0x110000) {
+      if (v >= 0xd800 && v <= 0xdfff)
+        continue;
+      in[0] = 'a';
+      len = 1 + (v < 0x80      ? (in[1] = (char)v, 1)
+                 : v < 0x800   ? (in[1] = (char)(0xc0 | v >> 6),
+                                in[2] = (char)(0x80 | (v & 0x3f)), 2)
+                 : v < 0x10000 ? (in[1] = (char)(0xe0 | v >> 12),
+                                  in[2] = (char)(0x80 | ((v >> 6) & 0x3f)),
+                                  in[3] = (char)(0x80 | (v & 0x3f)), 3)
+                               : (in[1] = (char)(0xf0 | v >> 18),
+                                  in[2] = (char)(0x80 | ((v >> 12) & 0x3f)),
+                                  in[3] = (char)(0x80 | ((v >> 6) & 0x3f)),
+                                  in[4] = (char)(0x80 | (v & 0x3f)), 4));
+    } else {
+      in[0] = 'a';
+      in[1] = (char)(v - 0x110000); /* a single byte, valid or not */
+      len = 2;
+    }
+    in[len++] = 'z';
+    n = chat_sanitize(in, len, once, sizeof(once));
+    m = chat_sanitize(once, n, twice, sizeof(twice));
+    if (m != n || memcmp(once, twice, n) != 0) {
+      print_error("0x%x: \"%s\" became \"%s\"\n", v, once, twice);
+      fail();
+    }
+  }
+}
+
+/* ---- the one output path -------------------------------------------- */
+
+static void assert_safe(chat_buf_t *b, const char *want) {
+  assert_non_null(b);
+  if (b->len != strlen(want) || memcmp(b->data, want, b->len) != 0) {
+    print_error("got \"%.*s\", want \"%s\"\n", (int)b->len, b->data, want);
+    fail();
+  }
+  chat_buf_unref(b);
+}
+
+static void test_format_safe_neutralises_every_argument(void **state) {
+  /* An owner's ERR code and text: a retitle (OSC 0 ... BEL) and CSI. */
+  assert_safe(chat_format_safe("refused by the owner (%s: %s)", "bad\x1b",
+                               "\x1b]0;pwned\x07 \x1b[31m"),
+              "refused by the owner (bad^[: ^[]0;pwned^G ^[[31m)\n");
+  /* C1 CSI, bidi override, invisible characters, invalid bytes. */
+  assert_safe(chat_format_safe("%s|%s|%s|%s",
+                               "\xc2\x9b"
+                               "31m",
+                               "\xe2\x80\xae"
+                               "txt.exe",
+                               "a\xe2\x80\x8b"
+                               "b\xef\xbb\xbf",
+                               "\xff"),
+              "\\u009b31m|\\u202etxt.exe|a\\u200bb\\ufeff|\\xff\n");
+  /* A newline in an argument cannot start a second line. */
+  assert_safe(chat_format_safe("from %s", "alice\nbob: forged"),
+              "from alice^Jbob: forged\n");
+  assert_safe(chat_format_safe("%s", "\r\n"), "^M^J\n");
+  /* Already sanitised parts come out as they went in. */
+  assert_safe(chat_format_safe("%s and %s", "^[[2J \\u202e \\xff", "\x1b"),
+              "^[[2J \\u202e \\xff and ^[\n");
+  /* Tabs, UTF-8 and numbers pass. */
+  assert_safe(chat_format_safe("%s\t%d bytes", "caf\xc3\xa9", 42),
+              "caf\xc3\xa9\t42 bytes\n");
+  assert_safe(chat_format_safe("%s", ""), "\n");
+}
+
+/* Every byte value, as the only character of an argument, comes out as
+ * chat_sanitize gives it: the format adds no way around the sanitiser. */
+static void test_format_safe_every_byte(void **state) {
+  for (int c = 1; c < 256; c++) {
+    char arg[2] = {(char)c, '\0'};
+    char want[32];
+    size_t n = chat_sanitize(arg, 1, want, sizeof(want) - 1);
+
+    want[n] = '\n';
+    want[n + 1] = '\0';
+    assert_safe(chat_format_safe("%s", arg), want);
+  }
+}
+
+/* Results longer than the stack buffer take the heap path. */
+static void test_format_safe_long_result(void **state) {
+  enum { N = 5000 };
+  char *arg = malloc(N + 1);
+  char *want = malloc(2 * N + 2);
+  chat_buf_t *b;
+
+  assert_non_null(arg);
+  assert_non_null(want);
+  for (size_t i = 0, o = 0; i < N; i++) {
+    arg[i] = i % 2 ? '\x1b' : 'x';
+    if (i % 2) {
+      want[o++] = '^';
+      want[o++] = '[';
+    } else {
+      want[o++] = 'x';
+    }
+    if (i == N - 1) {
+      want[o++] = '\n';
+      want[o] = '\0';
+    }
+  }
+  arg[N] = '\0';
+  b = chat_format_safe("%s", arg);
+  assert_safe(b, want);
+  free(arg);
+  free(want);
+}
+
+static void test_safe_line_keeps_nul_visible(void **state) {
+  assert_safe(chat_safe_line(S("a\0b\x1b")), "a^@b^[\n");
+  assert_safe(chat_safe_line("", 0), "\n");
+}
+
 static void test_sanitize_every_single_byte(void **state) {
   for (int c = 0; c < 256; c++) {
     char in = (char)c;
@@ -364,8 +501,9 @@ static size_t put_utf8(char *p, uint32_t cp) {
 /* Random bytes, mixed with encoded code points (C1 and bidi controls among
  * them) so that valid sequences are common too. */
 static size_t random_text(char *p, size_t max) {
-  static const uint32_t special[] = {0x85,   0x9b,   0x202a, 0x202e,  0x2066,
-                                     0xd7ff, 0xe000, 0xfeff, 0x10ffff};
+  static const uint32_t special[] = {0x85,   0x9b,   0x200b,  0x200f,
+                                     0x202a, 0x202e, 0x2066,  0xd7ff,
+                                     0xe000, 0xfeff, 0x10ffff};
   size_t len = 0;
   size_t want = rng() % max;
 
@@ -665,6 +803,12 @@ int main(void) {
       cmocka_unit_test(test_sanitize_keeps_tab_and_utf8),
       cmocka_unit_test(test_sanitize_escapes_invalid_bytes),
       cmocka_unit_test(test_sanitize_escapes_c1_and_bidi),
+      cmocka_unit_test(test_sanitize_escapes_invisible_characters),
+      cmocka_unit_test(test_sanitize_is_idempotent),
+      cmocka_unit_test(test_format_safe_neutralises_every_argument),
+      cmocka_unit_test(test_format_safe_every_byte),
+      cmocka_unit_test(test_format_safe_long_result),
+      cmocka_unit_test(test_safe_line_keeps_nul_visible),
       cmocka_unit_test(test_sanitize_every_single_byte),
       cmocka_unit_test(test_sanitize_empty),
       cmocka_unit_test(test_sanitize_truncates_between_escapes),

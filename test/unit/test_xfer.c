@@ -109,6 +109,158 @@ static void test_filename_check_rejects_invalid_utf8(void **state) {
   assert_int_equal(chat_filename_check("\xc3\xa9", 1), CHAT_EFILENAME);
 }
 
+/* Encodes cp (not a surrogate) as UTF-8; returns its length. */
+static size_t utf8(char *p, unsigned cp) {
+  if (cp < 0x80) {
+    p[0] = (char)cp;
+    return 1;
+  }
+  if (cp < 0x800) {
+    p[0] = (char)(0xc0 | cp >> 6);
+    p[1] = (char)(0x80 | (cp & 0x3f));
+    return 2;
+  }
+  if (cp < 0x10000) {
+    p[0] = (char)(0xe0 | cp >> 12);
+    p[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
+    p[2] = (char)(0x80 | (cp & 0x3f));
+    return 3;
+  }
+  p[0] = (char)(0xf0 | cp >> 18);
+  p[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
+  p[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
+  p[3] = (char)(0x80 | (cp & 0x3f));
+  return 4;
+}
+
+/* Bidirectional controls and invisible characters: the name shown would
+ * not be the name served. */
+static const unsigned deceptive[] = {
+    0x200b, 0x200c, 0x200d, 0x200e, 0x200f, 0x202a, 0x202b, 0x202c,
+    0x202d, 0x202e, 0x2066, 0x2067, 0x2068, 0x2069, 0xfeff,
+};
+
+static void test_filename_check_rejects_deceptive_characters(void **state) {
+  static const char base[] = "report.txt";
+  char name[CHAT_FILENAME_MAX + 8];
+
+  for (size_t i = 0; i < sizeof(deceptive) / sizeof(deceptive[0]); i++) {
+    char enc[4];
+    size_t n = utf8(enc, deceptive[i]);
+
+    /* At every byte offset of an ordinary name: first, inside, last. */
+    for (size_t at = 0; at <= sizeof(base) - 1; at++) {
+      memcpy(name, base, at);
+      memcpy(name + at, enc, n);
+      memcpy(name + at + n, base + at, sizeof(base) - 1 - at);
+      if (chat_filename_check(name, sizeof(base) - 1 + n) != CHAT_EFILENAME) {
+        print_error("accepted U+%04X at offset %zu\n", deceptive[i], at);
+        fail();
+      }
+    }
+    /* Alone, and as the last character of a name of the longest length. */
+    assert_int_equal(chat_filename_check(enc, n), CHAT_EFILENAME);
+    memset(name, 'a', CHAT_FILENAME_MAX - n);
+    memcpy(name + CHAT_FILENAME_MAX - n, enc, n);
+    assert_int_equal(chat_filename_check(name, CHAT_FILENAME_MAX),
+                     CHAT_EFILENAME);
+    /* Its encoding cut at each byte boundary is invalid UTF-8. */
+    for (size_t cut = 1; cut < n; cut++) {
+      memcpy(name, "a", 1);
+      memcpy(name + 1, enc, cut);
+      assert_int_equal(chat_filename_check(name, 1 + cut), CHAT_EFILENAME);
+    }
+  }
+}
+
+static void test_filename_check_accepts_neighbours_of_deceptive(void **state) {
+  static const unsigned ok[] = {0x200a, 0x2010, 0x2029, 0x202f,
+                                0x2065, 0x206a, 0xfefe, 0xff00};
+  char name[8];
+
+  for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+    size_t n = utf8(name + 1, ok[i]);
+    name[0] = 'a';
+    if (chat_filename_check(name, 1 + n) != 0) {
+      print_error("refused U+%04X\n", ok[i]);
+      fail();
+    }
+  }
+}
+
+/* Every code point outside the refused ranges decides the same as before:
+ * as chat text, alone in a name. */
+static void test_filename_check_every_code_point(void **state) {
+  char name[8];
+
+  for (unsigned cp = 0x20; cp <= 0x10ffff; cp++) {
+    int refused;
+    size_t n;
+
+    if (cp >= 0xd800 && cp <= 0xdfff)
+      continue;
+    name[0] = 'a';
+    n = utf8(name + 1, cp);
+    refused = cp == 0x7f || (cp >= 0x80 && cp < 0xa0) || cp == '/' ||
+              cp == '\\' || (cp >= 0x200b && cp <= 0x200f) ||
+              (cp >= 0x202a && cp <= 0x202e) ||
+              (cp >= 0x2066 && cp <= 0x2069) || cp == 0xfeff;
+    if ((chat_filename_check(name, 1 + n) != 0) != refused) {
+      print_error("U+%04X: %s\n", cp, refused ? "accepted" : "refused");
+      fail();
+    }
+  }
+}
+
+/* ---- temporary names ------------------------------------------------ */
+
+/* "." + prefix + ".part-XXXXXX" fits in 255 bytes and cuts no character. */
+static void assert_part_len(const char *name, size_t len, size_t want) {
+  size_t n = chat_part_name_len(name, len);
+
+  if (n != want) {
+    print_error("length %zu: prefix %zu, want %zu\n", len, n, want);
+    fail();
+  }
+  assert_true(1 + n + sizeof(CHAT_PART_SUFFIX) - 1 <= CHAT_FILENAME_MAX);
+  assert_true(n == len || ((unsigned char)name[n] & 0xc0) != 0x80);
+}
+
+static void test_part_name_len_ascii_every_length(void **state) {
+  char name[CHAT_FILENAME_MAX];
+
+  memset(name, 'n', sizeof(name));
+  for (size_t len = 1; len <= CHAT_FILENAME_MAX; len++)
+    assert_part_len(name, len, len <= 242 ? len : 242);
+}
+
+static void test_part_name_len_cuts_on_character_boundary(void **state) {
+  char name[CHAT_FILENAME_MAX + 4];
+  size_t len;
+
+  /* 127 x U+00E9 + "x": byte 242 starts a character, so 242 stay. */
+  for (len = 0; len < 254; len += 2)
+    memcpy(name + len, "\xc3\xa9", 2);
+  name[len++] = 'x';
+  assert_part_len(name, len, 242);
+  /* "x" + 127 x U+00E9: byte 242 is a continuation byte, so 241 stay. */
+  name[0] = 'x';
+  for (len = 1; len < 255; len += 2)
+    memcpy(name + len, "\xc3\xa9", 2);
+  assert_part_len(name, len, 241);
+  /* Four-byte characters behind 0-3 ASCII bytes: every alignment. */
+  for (size_t k = 0; k < 4; k++) {
+    memset(name, 'a', k);
+    for (len = k; len + 4 <= CHAT_FILENAME_MAX; len += 4)
+      memcpy(name + len, "\xf0\x9f\x98\x80", 4);
+    assert_part_len(name, len, k + (242 - k) / 4 * 4);
+  }
+  /* Three-byte characters: the shortest name that needs a cut. */
+  for (len = 0; len < 243; len += 3)
+    memcpy(name + len, "\xe2\x82\xac", 3);
+  assert_part_len(name, len, 240);
+}
+
 /* ---- tokens --------------------------------------------------------- */
 
 static int cmp_token(const void *a, const void *b) {
@@ -688,7 +840,8 @@ static size_t rnd(size_t n) {
 }
 
 /* Reference UTF-8 validation for chat_filename_check's model: 0 when
- * s[0..len) is valid UTF-8 with no C0, DEL or C1 control characters. */
+ * s[0..len) is valid UTF-8 with no C0, DEL or C1 control characters, no
+ * invisible character and no bidirectional control. */
 static int model_filename_text(const unsigned char *s, size_t len) {
   size_t i = 0;
 
@@ -720,6 +873,9 @@ static int model_filename_text(const unsigned char *s, size_t len) {
     if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || cp > 0x10ffff ||
         (cp >= 0xd800 && cp <= 0xdfff) || cp < 0xa0)
       return -1; /* overlong, out of range, surrogate or C1 */
+    if ((cp >= 0x200b && cp <= 0x200f) || (cp >= 0x202a && cp <= 0x202e) ||
+        (cp >= 0x2066 && cp <= 0x2069) || cp == 0xfeff)
+      return -1; /* invisible or bidirectional control */
     i += n;
   }
   return 0;
@@ -916,6 +1072,11 @@ int main(void) {
       cmocka_unit_test(test_filename_check_rejects_dot_names_and_paths),
       cmocka_unit_test(test_filename_check_rejects_control_characters),
       cmocka_unit_test(test_filename_check_rejects_invalid_utf8),
+      cmocka_unit_test(test_filename_check_rejects_deceptive_characters),
+      cmocka_unit_test(test_filename_check_accepts_neighbours_of_deceptive),
+      cmocka_unit_test(test_filename_check_every_code_point),
+      cmocka_unit_test(test_part_name_len_ascii_every_length),
+      cmocka_unit_test(test_part_name_len_cuts_on_character_boundary),
       cmocka_unit_test(test_token_new_gives_lower_hex),
       cmocka_unit_test(test_token_new_does_not_repeat),
       cmocka_unit_test(test_token_check_accepts_lower_hex),

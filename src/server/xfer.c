@@ -119,7 +119,8 @@ static int do_fileport(client_t *c, const char *args, size_t len) {
   return 0;
 }
 
-/* Checks a GET and finds its owner; on failure answers and returns NULL. */
+/* Checks a GET and finds its owner, whose name as registered it sends
+ * first (GET-OWNER); on failure answers and returns NULL. */
 static client_t *get_owner(client_t *c, const char *id, const char *owner,
                            size_t owner_len, const char *file,
                            size_t file_len) {
@@ -136,6 +137,9 @@ static client_t *get_owner(client_t *c, const char *id, const char *owner,
     return NULL;
   }
   o = (client_t *)((char *)m - offsetof(client_t, member));
+  /* Names match ignoring case: tell the requester the owner's name as
+   * registered, before the answer, so it can name the file's source. */
+  client_send_own(c, chat_format_control("GET-OWNER", "%s %s", id, o->name));
   if (o == c) {
     get_fail(c, id, "self", "you cannot request a file from yourself");
     return NULL;

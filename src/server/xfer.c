@@ -81,10 +81,12 @@ static void on_xfer_timer(uv_timer_t *t) {
   server_t *srv = t->data;
   uint64_t now = uv_now(srv->loop);
   pending_t *p;
+  char q[LOG_QUOTE_MAX(CHAT_FILENAME_MAX)];
 
   while ((p = srv->pending) != NULL && p->deadline <= now) {
-    log_msg("transfer of \"%s\" from %s to %s: owner did not answer", p->file,
-            p->owner->name, p->requester->name);
+    log_msg("transfer of %s from %s to %s: owner did not answer",
+            log_quote(q, sizeof(q), p->file), p->owner->name,
+            p->requester->name);
     get_fail(p->requester, p->id, "timeout", "the owner did not answer");
     pending_drop(srv, NULL, p);
   }
@@ -220,14 +222,16 @@ static pending_t *find_pending(client_t *c, const char *token, size_t len,
 /* SERVE-OK <token> */
 static int do_serve_ok(client_t *c, const char *args, size_t len) {
   pending_t *p, *prev;
+  char q[LOG_QUOTE_MAX(CHAT_FILENAME_MAX)];
 
   if (chat_token_check(args, len) != 0)
     return CHAT_EPROTO;
   p = find_pending(c, args, len, &prev);
   if (p == NULL)
     return 0; /* expired or already failed: the requester was told */
-  log_msg("transfer of \"%s\" from %s to %s arranged (%s)", p->file, c->name,
-          p->requester->name, c->file_port > 0 ? "direct" : "relay only");
+  log_msg("transfer of %s from %s to %s arranged (%s)",
+          log_quote(q, sizeof(q), p->file), c->name, p->requester->name,
+          c->file_port > 0 ? "direct" : "relay only");
   relay_ticket(c->srv, c, p->requester->name, p->token, p->file);
   /* Port 0 tells the requester to go straight to the relay. */
   client_send_own(p->requester,
@@ -253,7 +257,7 @@ static int do_serve_fail(client_t *c, const char *args, size_t len) {
   const char *f[3];
   size_t fl[3];
   pending_t *p, *prev;
-  char code[33], text[256];
+  char code[33], text[256], q[LOG_QUOTE_MAX(CHAT_FILENAME_MAX)];
 
   if (chat_args_split(args, len, 3, 1, f, fl) != 3 ||
       chat_token_check(f[0], fl[0]) != 0 || !is_code(f[1], fl[1]) ||
@@ -265,8 +269,8 @@ static int do_serve_fail(client_t *c, const char *args, size_t len) {
   memcpy(code, f[1], fl[1]);
   code[fl[1]] = '\0';
   snprintf(text, sizeof(text), "%.*s", (int)(fl[2] < 200 ? fl[2] : 200), f[2]);
-  log_msg("transfer of \"%s\" from %s to %s refused: %s", p->file, c->name,
-          p->requester->name, code);
+  log_msg("transfer of %s from %s to %s refused: %s",
+          log_quote(q, sizeof(q), p->file), c->name, p->requester->name, code);
   get_fail(p->requester, p->id, code, text);
   pending_drop(c->srv, prev, p);
   arm_timer(c->srv);

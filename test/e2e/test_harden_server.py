@@ -136,5 +136,70 @@ class CanonicalOwnerTest(ServerCase):
             self.barrier(c, [o for o in conns if o is not c], 'sync')
 
 
+# ---- item 3: the log neutralises what it writes ----------------------------
+
+class LogNeutralisedTest(ServerCase):
+    """Peers' bytes in names, file names and error texts never reach the
+    log raw, and every event is one log line."""
+
+    def test_hostile_file_names_and_texts_never_reach_the_log_raw(self):
+        server = self.start_server()
+        owner = RawOwner(self, server, 'owner', 0)
+        req = self.requester(server, 'req')
+        self.barrier(req, [owner.chat], 'sync')
+        # Refused before any lookup: ESC, CR and a bidi override.
+        esc = 'evil\x1b[31mred\r\u202etxt.exe'
+        self.assertRegex(self.get(req, 1, 'owner', esc)[-1],
+                         '^\x01GET-FAIL 1 bad-name ')
+        # Accepted names: a bidi override, an isolate, quotes.
+        names = {2: 'report\u202egpj.exe', 3: 'say "hi" \u2067x\u2069.txt',
+                 4: '\u202d"forged" from x to y arranged (direct)'}
+        tokens = {}
+        for rid, name in names.items():
+            req.send(b'\x01GET %d owner %s' % (rid, name.encode()))
+            tokens[rid] = owner.wait_serve()[0]
+        # A refusal whose text holds controls is malformed and dropped...
+        owner.chat.send(b'\x01SERVE-FAIL %s no-such-file gone\x1b[2J\r'
+                        b'\xc2\x9bforged' % tokens[2].encode())
+        owner.chat.wait_for(re.compile(r'^! bad-command '))
+        # ...a clean one is answered and logged.
+        owner.chat.send('\x01SERVE-FAIL %s no-such-file gone \u202e'
+                        % tokens[2])
+        owner.serve_ok(tokens[3])
+        owner.serve_ok(tokens[4])
+        for rid in (2, 3, 4):
+            req.wait_for(re.compile('^\x01GET-(?:OK|FAIL) %d ' % rid),
+                         start=0)
+        # Relay lines with control bytes, and a relay of a hostile name.
+        leg = self.raw_client(server.port, host=LOOPBACK)
+        leg.send(b'\x01RELAY \x1b]0;title\x07\r fetch')
+        leg.wait_for(re.compile(r'^! bad-command '))
+        relay = self.raw_client(server.port, host=LOOPBACK)
+        relay.send('\x01RELAY %s fetch' % tokens[3])
+        owner.chat.wait_for('\x01RELAY-SERVE ' + tokens[3], start=0)
+        relay.close()
+        # Names with controls are refused, never logged.
+        nc = self.raw_client(server.port, host=LOOPBACK)
+        nc.send(b'bad\x1b[1mname\r')
+        nc.wait_for(re.compile(r'^! name-invalid '))
+        self.wait_log(server, re.compile(r'relay of .* never paired'))
+        self.assertEqual(self.stop_server(server), 0, server.describe())
+        log = server.stderr_bytes()
+        text = harness.decode(log)
+        for line in text.split('\n')[:-1]:
+            self.assertRegex(line, LOG_LINE, 'not one line per event')
+            bad = RAW_CONTROL.search(line)
+            self.assertIsNone(bad, 'raw %r in the log line %r' % (
+                bad and bad.group(0), line))
+        self.assertTrue(log.endswith(b'\n'))
+        transfer = [l for l in text.split('\n') if ' transfer of ' in l]
+        self.assertEqual(len(transfer), 3, transfer)
+        self.assertTrue(any('report\\u202egpj.exe' in l and 'refused' in l
+                            for l in transfer), transfer)
+        self.assertTrue(any('"\\u202d\\"forged\\" from x to y arranged '
+                            '(direct)" from owner to req arranged' in l
+                            for l in transfer), transfer)
+
+
 if __name__ == '__main__':
     harness.main()

@@ -632,8 +632,17 @@ int chat_batch_start(uv_loop_t *loop) {
   rc = uv_check_init(loop, &batch.check);
   if (rc != 0)
     return rc;
-  uv_idle_init(loop, &batch.idle);
-  uv_check_start(&batch.check, on_batch_check);
+  rc = uv_idle_init(loop, &batch.idle);
+  if (rc != 0) {
+    uv_close((uv_handle_t *)&batch.check, NULL);
+    return rc;
+  }
+  rc = uv_check_start(&batch.check, on_batch_check);
+  if (rc != 0) {
+    uv_close((uv_handle_t *)&batch.check, NULL);
+    uv_close((uv_handle_t *)&batch.idle, NULL);
+    return rc;
+  }
   uv_unref((uv_handle_t *)&batch.check);
   uv_unref((uv_handle_t *)&batch.idle);
   batch.on = 1;

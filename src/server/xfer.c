@@ -29,9 +29,9 @@ struct pending_s {
 
 static void on_xfer_timer(uv_timer_t *t);
 
-void xfer_init(server_t *srv) {
-  uv_timer_init(srv->loop, &srv->xfer_timer);
+int xfer_init(server_t *srv) {
   srv->xfer_timer.data = srv;
+  return uv_timer_init(srv->loop, &srv->xfer_timer);
 }
 
 void xfer_stop(server_t *srv) {

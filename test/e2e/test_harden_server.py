@@ -201,5 +201,153 @@ class LogNeutralisedTest(ServerCase):
                             for l in transfer), transfer)
 
 
+# ---- item 4: the slow consumer's last line ---------------------------------
+
+class SlowConsumerLastLineTest(ServerCase):
+    """A client dropped for not reading gets one last line saying so."""
+
+    SENDQ = 65536
+    LINE = 1000
+
+    def connect(self, server, name, rcvbuf=None):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if rcvbuf is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        sock.settimeout(scaled(10))
+        sock.connect((LOOPBACK, server.port))
+        sock.settimeout(None)
+        conn = harness.LineSocket(self, sock, 'raw-' + name)
+        conn.name = name
+        conn.send(name)
+        conn.wait_for(harness.welcome_re(name))
+        return conn
+
+    def flood_until_dropped(self, server, slow, sender):
+        """sender floods until it sees slow leave (slow never reads)."""
+        batch = b''.join(b'%s: %06d %s\n' % (b'x', i, b'y' * self.LINE)
+                         for i in range(64))
+        sender.sock.settimeout(scaled(10))
+        for _ in range(2000):  # at most 128 MB
+            sender.send_raw(batch)
+            sender.pump()
+            if '* %s left' % slow.name in sender.received:
+                return
+        self.fail('the never-reading client was not dropped\n' +
+                  server.describe())
+
+    def test_dropped_slow_consumer_reads_slow_consumer_line_last(self):
+        server = self.start_server('--rate', '0', '--sendq', str(self.SENDQ))
+        slow = self.connect(server, 'slow', rcvbuf=4096)
+        sender = self.connect(server, 'sender')
+        slow.wait_for('* sender joined')
+        self.flood_until_dropped(server, slow, sender)
+        slow.wait_eof(10)  # reads everything the kernels and server held
+        self.assertEqual(slow.buf, b'', 'a partial line before the end')
+        last = slow.received[-1] if slow.received else None
+        m = SLOW_LINE.match(last or '')
+        self.assertIsNotNone(m, 'the last line was %r, not the slow-consumer '
+                             'notice' % (last or '')[:80])
+        self.assertGreater(int(m.group(1)), 0)
+        self.assertLessEqual(int(m.group(1)), self.SENDQ)
+        self.assertEqual(len([l for l in slow.received
+                              if l.startswith('! ')]), 1)
+        self.assertRegex(server.stderr_text(),
+                         r'slow disconnected: slow consumer')
+        self.assert_chat_still_works(server, sender)
+
+    def test_sigterm_while_a_slow_consumer_lingers_exits_0(self):
+        server = self.start_server('--rate', '0', '--sendq', str(self.SENDQ))
+        slow = self.connect(server, 'slow', rcvbuf=4096)
+        sender = self.connect(server, 'sender')
+        slow.wait_for('* sender joined')
+        self.flood_until_dropped(server, slow, sender)
+        self.assertEqual(self.stop_server(server), 0, server.describe())
+        self.assertNotIn('handles left open', server.stderr_text())
+
+    def assert_chat_still_works(self, server, sender):
+        # The server has handled all of the flood once it answers this.
+        sender.send('\x01NOSUCHVERB')
+        sender.wait_for(re.compile(r'^! unknown-command '), 30)
+        other = self.connect(server, 'other')
+        self.barrier(other, [sender], 'after the drop')
+
+
+# ---- item 6: start-up and shutdown -----------------------------------------
+
+class StartStopTest(ServerCase):
+    """Whatever state the clients are in, SIGTERM ends the server with exit
+    0 and every handle closed; a start-up short of descriptors fails with
+    exit 1 and says why."""
+
+    def test_sigterm_with_clients_in_every_state_exits_0_all_closed(self):
+        server = self.start_server()
+        person = self.start_client(server.port, 'person')
+        bob = self.raw_client(server.port, 'bob', host=LOOPBACK)
+        midname = self.raw_client(server.port, host=LOOPBACK)
+        midname.send_raw(b'half-a-na')  # no newline: still registering
+        self.raw_client(server.port, host=LOOPBACK)  # silent
+        owner = RawOwner(self, server, 'owner', 0)
+        req = self.requester(server, 'req')
+        # Over its burst at once: paused by flood control, bytes held.
+        flooder = self.raw_client(server.port, 'flooder', host=LOOPBACK)
+        flooder.send_raw(b''.join(b'flood %d\n' % i for i in range(300)))
+        person.wait_for('flooder: flood 99', 10)
+        # A GET the owner never answers.
+        req.send('\x01GET 1 owner pending.txt')
+        owner.wait_serve()
+        # A relay whose owner never opens its leg, with early bytes.
+        tokens = []
+        for rid in (2, 3):
+            req.send('\x01GET %d owner relay%d.bin' % (rid, rid))
+            token = owner.wait_serve()[0]
+            owner.serve_ok(token)
+            req.wait_for(re.compile('^\x01GET-OK %d ' % rid), start=0)
+            tokens.append(token)
+        waiting = self.raw_client(server.port, host=LOOPBACK)
+        waiting.send_raw(b'\x01RELAY %s fetch\nCHATFILE 1 %s\n' % (
+            tokens[0].encode(), tokens[0].encode()))
+        owner.chat.wait_for('\x01RELAY-SERVE ' + tokens[0], start=0)
+        # A paired relay in the middle of a file.
+        fetch = self.raw_client(server.port, host=LOOPBACK)
+        fetch.send_raw(b'\x01RELAY %s fetch\nCHATFILE 1 %s\n' % (
+            tokens[1].encode(), tokens[1].encode()))
+        owner.chat.wait_for('\x01RELAY-SERVE ' + tokens[1], start=0)
+        serve = self.raw_client(server.port, host=LOOPBACK)
+        serve.send('\x01RELAY %s serve' % tokens[1])
+        serve.wait_for('CHATFILE 1 ' + tokens[1])
+        serve.send_raw(b'OK 1000000\n' + b'z' * 1000)
+        fetch.wait_for('OK 1000000')
+        self.wait_log(server, re.compile(r'relay of "relay3\.bin" .* started'))
+        self.barrier(bob, [person, req], 'all set')
+        self.assertEqual(self.stop_server(server), 0, server.describe())
+        log = server.stderr_text()
+        self.assertNotIn('handles left open', log)
+        self.assertRegex(server.stderr_lines()[-1], r': stopped$')
+
+    def test_start_short_of_descriptors_fails_with_exit_1_and_a_reason(self):
+        if harness.WRAPPER:
+            self.skipTest('the wrapper needs descriptors of its own')
+        from test_hostile import LimitedServer
+        # Below 6 libuv itself aborts when it cannot make its signal pipe.
+        for limit in range(6, 17):
+            server = LimitedServer(self, ['0'], 'RLIMIT_NOFILE', limit,
+                                   label='server-nofile-%d' % limit)
+            deadline = time.monotonic() + scaled(10)
+            while (server.alive() and time.monotonic() < deadline and
+                   not Server.LISTENING.search(server.stderr_text())):
+                time.sleep(0.02)
+            if server.alive():
+                self.assertRegex(server.stderr_text(), Server.LISTENING)
+                rc = self.stop_server(server)
+                self.assertEqual(rc, 0, 'limit %d: started, then %s\n%s' % (
+                    limit, harness.describe_status(rc), server.describe()))
+                self.assertNotIn('handles left open', server.stderr_text())
+                continue
+            rc = server.wait_exit()
+            self.assertEqual(rc, 1, 'limit %d: %s\n%s' % (
+                limit, harness.describe_status(rc), server.describe()))
+            self.assertRegex(server.stderr_text(), r'^chat-server: cannot ',
+                             'limit %d: no reason given' % limit)
+
 if __name__ == '__main__':
     harness.main()

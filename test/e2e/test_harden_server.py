@@ -136,6 +136,53 @@ class CanonicalOwnerTest(ServerCase):
             self.barrier(c, [o for o in conns if o is not c], 'sync')
 
 
+# ---- item 2: unanswered GETs are bounded per requester ---------------------
+
+class PendingPerRequesterTest(ServerCase):
+    """At most 16 GETs per requester wait for an owner's answer; one
+    requester at its bound never makes the server refuse another."""
+
+    MAX_PENDING = 16
+
+    def test_one_requester_at_its_bound_never_refuses_another(self):
+        server = self.start_server()
+        owner = RawOwner(self, server, 'owner', 0)
+        greedy = self.requester(server, 'greedy')
+        other = self.requester(server, 'other')
+        self.barrier(greedy, [owner.chat, other], 'sync')
+        for rid in range(1, self.MAX_PENDING + 1):
+            greedy.send('\x01GET %d owner f%d.txt' % (rid, rid))
+        serves = [owner.wait_serve() for _ in range(self.MAX_PENDING)]
+        self.assertEqual({s[1] for s in serves}, {'greedy'})
+        answer = self.get(greedy, 99, 'owner', 'one-too-many.txt')[-1]
+        self.assertRegex(answer, '^\x01GET-FAIL 99 busy ')
+        # Another requester is served as if greedy were not there, each time.
+        for rid in range(1, 4):
+            other.send('\x01GET %d owner mine%d.txt' % (rid, rid))
+            token, who, file = owner.wait_serve()
+            self.assertEqual((who, file), ('other', 'mine%d.txt' % rid))
+            owner.serve_ok(token)
+            other.wait_for(re.compile('^\x01GET-OK %d ' % rid), start=0)
+        # An answer frees one of greedy's slots, and only one.
+        owner.serve_ok(serves[0][0])
+        greedy.wait_for(re.compile('^\x01GET-OK 1 '), start=0)
+        greedy.send('\x01GET 100 owner again.txt')
+        self.assertEqual(owner.wait_serve()[1:], ('greedy', 'again.txt'))
+        self.assertRegex(self.get(greedy, 101, 'owner', 'no.txt')[-1],
+                         '^\x01GET-FAIL 101 busy ')
+        # When greedy leaves, its requests go with it and the owner's late
+        # answers are ignored; other is still served.
+        greedy.close()
+        owner.chat.wait_for('* greedy left', start=0)
+        for token, _, _ in serves[1:]:
+            owner.serve_ok(token)
+        other.send('\x01GET 9 owner last.txt')
+        token, who, _ = owner.wait_serve()
+        self.assertEqual(who, 'other')
+        owner.serve_ok(token)
+        other.wait_for(re.compile('^\x01GET-OK 9 '), start=0)
+        self.assertTrue(server.alive())
+
 # ---- item 3: the log neutralises what it writes ----------------------------
 
 class LogNeutralisedTest(ServerCase):

@@ -67,7 +67,8 @@ class ServerCase(FileTestCase):
                 if mine.search(line)]
 
     def wait_log(self, server, pattern, timeout=10):
-        return server.stderr_lines()[server.wait_stderr(pattern, timeout)]
+        i = server.wait_stderr(pattern, timeout)
+        return server.stderr_lines()[i]
 
     def stop_server(self, server, timeout=10):
         server.send_signal(signal.SIGTERM)
@@ -254,6 +255,9 @@ class SlowConsumerLastLineTest(ServerCase):
     """A client dropped for not reading gets one last line saying so."""
 
     SENDQ = 65536
+    # A backlog far beyond what the kernel's buffers take (4 MB at most
+    # here): the slow consumer keeps lingering until it reads.
+    BIG_SENDQ = 4 << 20
     LINE = 1000
 
     def connect(self, server, name, rcvbuf=None):
@@ -303,11 +307,28 @@ class SlowConsumerLastLineTest(ServerCase):
         self.assert_chat_still_works(server, sender)
 
     def test_sigterm_while_a_slow_consumer_lingers_exits_0(self):
-        server = self.start_server('--rate', '0', '--sendq', str(self.SENDQ))
+        server = self.start_server('--rate', '0', '--sendq',
+                                   str(self.BIG_SENDQ))
         slow = self.connect(server, 'slow', rcvbuf=4096)
         sender = self.connect(server, 'sender')
         slow.wait_for('* sender joined')
         self.flood_until_dropped(server, slow, sender)
+        self.assertEqual(self.stop_server(server), 0, server.describe())
+        self.assertNotIn('handles left open', server.stderr_text())
+
+    def test_slow_consumer_that_still_never_reads_is_closed_at_the_deadline(
+            self):
+        server = self.start_server('--rate', '0', '--sendq',
+                                   str(self.BIG_SENDQ))
+        slow = self.connect(server, 'slow', rcvbuf=4096)
+        sender = self.connect(server, 'sender')
+        slow.wait_for('* sender joined')
+        self.flood_until_dropped(server, slow, sender)
+        # slow reads nothing: its backlog and last line never go out, and
+        # the server closes it anyway after the linger (2 s).
+        self.wait_log(server, re.compile(
+            r'#\d+ did not take its last line within 2000 ms; closed$'), 10)
+        self.assert_chat_still_works(server, sender)
         self.assertEqual(self.stop_server(server), 0, server.describe())
         self.assertNotIn('handles left open', server.stderr_text())
 

@@ -39,7 +39,9 @@ typedef void (*chat_line_cb)(chat_stream_t *s, const char *line, size_t len);
 /* Something other than a line happened on the read side: CHAT_ELINE (an
  * over-long line was discarded, reading goes on), UV_EOF (the peer finished;
  * any unterminated last line was delivered first) or another negative libuv
- * error (reading stopped). */
+ * error (reading stopped). UV_ENOMEM means bytes that were read could not
+ * be kept: reading stopped for good (chat_stream_read_start() fails from
+ * then on), so the owner should close the stream. */
 typedef void (*chat_event_cb)(chat_stream_t *s, int status);
 
 /* Raw bytes arrived (after chat_stream_read_raw()); valid during the call

@@ -21,4 +21,10 @@ int chat__socket_error(uv_stream_t *stream);
  * like another. */
 int chat__text_deceptive(const char *text, size_t len);
 
+/* stream.c: allocates the bytes a paused stream holds; malloc. A test
+ * hook, compiled into every build: test/unit/test_stream.c points it at an
+ * allocator that fails, to check that the stream then breaks loudly
+ * instead of dropping bytes. Nothing else may set it. */
+extern void *(*chat__hold_alloc)(size_t len);
+
 #endif /* CHAT_LIB_INTERNAL_H */

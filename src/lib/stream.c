@@ -25,7 +25,8 @@ enum {
   F_SHUTDOWN = 1 << 4, /* shutdown requested */
   F_INIT = 1 << 5,     /* the handle (or file helper) is initialised */
   F_RAW = 1 << 6,      /* deliver raw bytes, not lines */
-  F_DIRTY = 1 << 7     /* on the batch's dirty list */
+  F_DIRTY = 1 << 7,    /* on the batch's dirty list */
+  F_BROKEN = 1 << 8    /* read bytes could not be kept: reading is over */
 };
 
 #define FRAME_STOP 1  /* on_frame: the stream is closing */
@@ -76,6 +77,8 @@ static _Thread_local struct {
 
 static void flush(chat_stream_t *s);
 static void finish_close(chat_stream_t *s);
+
+void *(*chat__hold_alloc)(size_t len) = malloc;
 
 /* ---- initialisation ---------------------------------------------------- */
 
@@ -185,14 +188,25 @@ static int on_frame(void *ctx, int status, const char *line, size_t len) {
   return (s->flags & F_READING) ? 0 : FRAME_PAUSE;
 }
 
+/* Bytes that were read cannot be kept (out of memory). Going on would
+ * silently skip them, so the read side stops for good (a later
+ * chat_stream_read_start() fails) and the owner hears UV_ENOMEM, upon which
+ * it closes the stream. */
+static void read_broken(chat_stream_t *s) {
+  chat_stream_read_stop(s);
+  s->flags |= F_BROKEN | F_EOF;
+  s->held_status = 0;
+  if (!(s->flags & F_CLOSING) && s->on_event != NULL)
+    s->on_event(s, UV_ENOMEM);
+}
+
 /* Keeps the unframed rest of a chunk while paused. data may point into
  * the current held buffer (a pause during redelivery). */
 static void hold(chat_stream_t *s, const char *data, size_t len) {
-  char *p = malloc(len);
+  char *p = chat__hold_alloc(len);
 
   if (p == NULL) {
-    if (s->on_event != NULL)
-      s->on_event(s, UV_ENOMEM);
+    read_broken(s);
     return;
   }
   memcpy(p, data, len);
@@ -206,6 +220,8 @@ static void deliver_bytes(chat_stream_t *s, const char *data, size_t len) {
   size_t used;
   int rc;
 
+  if (s->flags & F_BROKEN)
+    return; /* a file read still in flight: the owner was told */
   if (s->flags & F_RAW) {
     s->on_data(s, data, len);
     return;
@@ -215,8 +231,8 @@ static void deliver_bytes(chat_stream_t *s, const char *data, size_t len) {
     s->on_data(s, data + used, len - used);
   else if (rc == FRAME_PAUSE && used < len)
     hold(s, data + used, len - used);
-  else if (rc < 0 && !(s->flags & F_CLOSING) && s->on_event != NULL)
-    s->on_event(s, rc); /* out of memory */
+  else if (rc < 0)
+    read_broken(s); /* the framer could not keep a partial line */
 }
 
 static void deliver(chat_stream_t *s, const char *data, size_t len) {
@@ -226,6 +242,8 @@ static void deliver(chat_stream_t *s, const char *data, size_t len) {
 
 /* The read side ended with status (UV_EOF or an error). */
 static void read_ended(chat_stream_t *s, int status) {
+  if (s->flags & F_BROKEN)
+    return; /* reported already */
   if (s->held != NULL) {
     s->held_status = status; /* reported after the held bytes */
     return;
@@ -305,6 +323,8 @@ int chat_stream_read_start(chat_stream_t *s, chat_line_cb on_line,
 
   if (s->flags & (F_CLOSING | F_ENDING))
     return CHAT_ECLOSED;
+  if (s->flags & F_BROKEN)
+    return UV_ENOMEM; /* bytes were lost: never read past them */
   s->on_line = on_line;
   s->on_event = on_event;
   if ((s->flags & F_READING) || (s->flags & F_EOF))
@@ -612,8 +632,17 @@ int chat_batch_start(uv_loop_t *loop) {
   rc = uv_check_init(loop, &batch.check);
   if (rc != 0)
     return rc;
-  uv_idle_init(loop, &batch.idle);
-  uv_check_start(&batch.check, on_batch_check);
+  rc = uv_idle_init(loop, &batch.idle);
+  if (rc != 0) {
+    uv_close((uv_handle_t *)&batch.check, NULL);
+    return rc;
+  }
+  rc = uv_check_start(&batch.check, on_batch_check);
+  if (rc != 0) {
+    uv_close((uv_handle_t *)&batch.check, NULL);
+    uv_close((uv_handle_t *)&batch.idle, NULL);
+    return rc;
+  }
   uv_unref((uv_handle_t *)&batch.check);
   uv_unref((uv_handle_t *)&batch.idle);
   batch.on = 1;

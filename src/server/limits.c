@@ -31,15 +31,36 @@ struct ipcount_s {
 static void on_flood_tick(uv_timer_t *t);
 static void on_limits_tick(uv_timer_t *t);
 
-void limits_init(server_t *srv) {
+int limits_init(server_t *srv) {
+  int rc;
+
+  /* Without the table --max-per-ip would silently not apply. */
   srv->ipcounts = calloc(IP_BUCKETS, sizeof(*srv->ipcounts));
-  uv_timer_init(srv->loop, &srv->flood_timer);
+  if (srv->ipcounts == NULL)
+    return UV_ENOMEM;
   srv->flood_timer.data = srv;
-  uv_timer_init(srv->loop, &srv->limits_timer);
   srv->limits_timer.data = srv;
-  uv_timer_start(&srv->limits_timer, on_limits_tick, LIMITS_TICK_MS,
-                 LIMITS_TICK_MS);
+  rc = uv_timer_init(srv->loop, &srv->flood_timer);
+  if (rc != 0)
+    goto fail;
+  rc = uv_timer_init(srv->loop, &srv->limits_timer);
+  if (rc != 0) {
+    uv_close((uv_handle_t *)&srv->flood_timer, NULL);
+    goto fail;
+  }
+  rc = uv_timer_start(&srv->limits_timer, on_limits_tick, LIMITS_TICK_MS,
+                      LIMITS_TICK_MS);
+  if (rc != 0) {
+    uv_close((uv_handle_t *)&srv->flood_timer, NULL);
+    uv_close((uv_handle_t *)&srv->limits_timer, NULL);
+    goto fail;
+  }
   uv_unref((uv_handle_t *)&srv->limits_timer);
+  return 0;
+fail:
+  free(srv->ipcounts);
+  srv->ipcounts = NULL;
+  return rc;
 }
 
 void limits_stop(server_t *srv) {

@@ -155,10 +155,21 @@ static int parse_args(int argc, char **argv, server_config_t *cfg) {
   return 0;
 }
 
+/* Logs one handle that a shutdown path forgot to close. */
+static void log_open_handle(uv_handle_t *h, void *arg) {
+  unsigned *n = arg;
+
+  (*n)++;
+  log_msg(
+      "handle left open: %s%s%s", uv_handle_type_name(uv_handle_get_type(h)),
+      uv_is_active(h) ? ", active" : "", uv_is_closing(h) ? ", closing" : "");
+}
+
 int main(int argc, char **argv) {
   server_config_t cfg;
   server_t srv;
-  uv_loop_t *loop = uv_default_loop();
+  uv_loop_t *loop;
+  unsigned left = 0;
   int rc;
 
   chat_platform_init();
@@ -167,13 +178,24 @@ int main(int argc, char **argv) {
   rc = parse_args(argc, argv, &cfg);
   if (rc != 0)
     return rc;
+  loop = uv_default_loop();
+  if (loop == NULL) {
+    fprintf(stderr, "chat-server: cannot start the event loop (out of "
+                    "memory or descriptors)\n");
+    return 1;
+  }
   rc = server_start(&srv, loop, &cfg);
   if (rc != 0) {
-    fprintf(stderr, "chat-server: cannot listen on port %d: %s\n", cfg.port,
-            chat_strerror(rc));
-    uv_run(loop, UV_RUN_DEFAULT); /* let the failed sockets finish closing */
+    if (strcmp(srv.start_error, "cannot listen") == 0)
+      fprintf(stderr, "chat-server: cannot listen on port %d: %s\n", cfg.port,
+              chat_strerror(rc));
+    else
+      fprintf(stderr, "chat-server: %s: %s\n", srv.start_error,
+              chat_strerror(rc));
+    uv_run(loop, UV_RUN_DEFAULT); /* let what was opened finish closing */
     server_free(&srv);
-    uv_loop_close(loop);
+    if (uv_loop_close(loop) != 0)
+      uv_walk(loop, log_open_handle, &left);
     return 1;
   }
   log_msg("listening on port %d (IPv4%s), max line %zu, sendq %zu, rate "
@@ -183,6 +205,15 @@ int main(int argc, char **argv) {
   uv_run(loop, UV_RUN_DEFAULT);
   server_free(&srv);
   rc = uv_loop_close(loop);
-  log_msg("stopped%s", rc == 0 ? "" : " (handles left open)");
+  if (rc == 0) {
+    log_msg("stopped");
+    return 0;
+  }
+  uv_walk(loop, log_open_handle, &left);
+  log_msg("stopped (handles left open: %u)", left);
+#ifndef NDEBUG
+  return 70; /* EX_SOFTWARE: a shutdown path forgot a handle; tests see it */
+#else
   return 0;
+#endif
 }

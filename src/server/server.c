@@ -15,6 +15,21 @@
 #include "log.h"
 
 #define LISTEN_BACKLOG 511
+#define SLOW_REASON "slow consumer: send queue over its limit"
+
+/* What server_start() set up, for undoing it when a later step fails. */
+enum {
+  OPEN_LISTENER = 1 << 0,
+  OPEN_XFER = 1 << 1,
+  OPEN_RELAY = 1 << 2,
+  OPEN_LIMITS = 1 << 3,
+  OPEN_BATCH = 1 << 4,
+  OPEN_REAPER = 1 << 5,
+  OPEN_GRACE = 1 << 6,
+  OPEN_LINGER = 1 << 7,
+  OPEN_SIGINT = 1 << 8,
+  OPEN_SIGTERM = 1 << 9
+};
 
 #define client_of_member(m)                                                    \
   ((client_t *)((char *)(m)-offsetof(client_t, member)))
@@ -61,9 +76,13 @@ void client_send(client_t *c, chat_buf_t *b) {
     return;
   }
   rc = chat_stream_write(&c->stream, b);
-  if (rc == CHAT_ESENDQ)
-    client_doom(c, "slow consumer: send queue over its limit");
-  else if (rc != 0 && rc != CHAT_ECLOSED)
+  if (rc == CHAT_ESENDQ) {
+    if (!c->doomed) {
+      c->doom_slow = 1; /* the reaper sends it a last line */
+      c->doom_queued = c->stream.queued;
+    }
+    client_doom(c, SLOW_REASON);
+  } else if (rc != 0 && rc != CHAT_ECLOSED)
     client_doom(c, chat_strerror(rc));
 }
 
@@ -206,6 +225,7 @@ void client_read_resume(client_t *c) {
 /* ---- connection lifecycle ------------------------------------------------ */
 
 static void client_unlink(client_t *c);
+static void linger_unlink(client_t *c);
 
 static void on_client_closed(chat_stream_t *s) {
   client_t *c = (client_t *)s;
@@ -213,6 +233,7 @@ static void on_client_closed(chat_stream_t *s) {
 
   leave_chat(c); /* a client ended gracefully never went through close */
   client_unlink(c);
+  linger_unlink(c);
   limits_forget(c);
   relay_leg_closed(c);
   if (c->listed_doomed) {
@@ -253,12 +274,11 @@ static void leave_chat(client_t *c) {
   hub_leave(c->srv->hub, &c->member);
 }
 
-/* Removes c from the chat and closes its connection now. */
-void client_close(client_t *c, const char *reason) {
+/* Marks c closing, logs why and removes it from the chat, telling the
+ * others; its connection is still open. */
+static void client_leave(client_t *c, const char *reason) {
   server_t *srv = c->srv;
 
-  if (c->closing)
-    return;
   c->closing = 1;
   if (c->registered) {
     log_msg("#%llu %s disconnected: %s", (unsigned long long)c->id, c->name,
@@ -269,7 +289,94 @@ void client_close(client_t *c, const char *reason) {
   } else if (!c->is_leg) {
     log_msg("#%llu disconnected: %s", (unsigned long long)c->id, reason);
   }
+}
+
+/* Removes c from the chat and closes its connection now. */
+void client_close(client_t *c, const char *reason) {
+  if (c->closing)
+    return;
+  client_leave(c, reason);
   chat_stream_close(&c->stream, on_client_closed);
+}
+
+/* ---- slow consumers' last line ------------------------------------------- */
+
+static void on_linger_timer(uv_timer_t *t);
+
+static void linger_link(client_t *c) {
+  server_t *srv = c->srv;
+
+  c->lingering = 1;
+  c->linger_until = uv_now(srv->loop) + SERVER_LINGER_MS;
+  c->lnext = NULL;
+  c->lprev = srv->linger_tail;
+  if (srv->linger_tail != NULL)
+    srv->linger_tail->lnext = c;
+  else
+    srv->linger_head = c;
+  srv->linger_tail = c;
+  if (!uv_is_active((uv_handle_t *)&srv->linger) &&
+      uv_timer_start(&srv->linger, on_linger_timer, SERVER_LINGER_MS, 0) != 0)
+    chat_stream_close(&c->stream, on_client_closed); /* no deadline: now */
+}
+
+static void linger_unlink(client_t *c) {
+  server_t *srv = c->srv;
+
+  if (!c->lingering)
+    return;
+  c->lingering = 0;
+  if (c->lprev != NULL)
+    c->lprev->lnext = c->lnext;
+  else
+    srv->linger_head = c->lnext;
+  if (c->lnext != NULL)
+    c->lnext->lprev = c->lprev;
+  else
+    srv->linger_tail = c->lprev;
+  c->lnext = c->lprev = NULL;
+}
+
+/* Every linger lasts SERVER_LINGER_MS, so the list is in deadline order. */
+static void on_linger_timer(uv_timer_t *t) {
+  server_t *srv = t->data;
+  uint64_t now = uv_now(srv->loop);
+  client_t *c;
+
+  while ((c = srv->linger_head) != NULL && c->linger_until <= now) {
+    linger_unlink(c);
+    log_msg("#%llu did not take its last line within %d ms; closed",
+            (unsigned long long)c->id, SERVER_LINGER_MS);
+    chat_stream_close(&c->stream, on_client_closed);
+  }
+  if (c != NULL &&
+      uv_timer_start(t, on_linger_timer, c->linger_until - now, 0) != 0)
+    for (; c != NULL; c = srv->linger_head) {
+      linger_unlink(c);
+      chat_stream_close(&c->stream, on_client_closed);
+    }
+}
+
+/* A slow consumer leaves the chat and is read no more, but first gets one
+ * line saying why, queued past its budget (the only thing that may be),
+ * and SERVER_LINGER_MS to take it with the backlog before it; the
+ * connection ends when the line is written, or at the deadline. */
+static void client_linger(client_t *c, const char *reason) {
+  chat_buf_t *b;
+
+  if (c->closing)
+    return;
+  client_leave(c, reason);
+  b = chat_format_error("slow-consumer",
+                        "you were disconnected: %zu bytes of output were "
+                        "waiting",
+                        c->doom_queued);
+  chat_stream_set_max_queue(&c->stream, 0);
+  if (b != NULL)
+    chat_stream_write(&c->stream, b); /* best effort: it may fail */
+  chat_buf_unref(b);
+  chat_stream_end(&c->stream, on_client_closed);
+  linger_link(c);
 }
 
 static void on_reaper(uv_timer_t *t) {
@@ -279,7 +386,10 @@ static void on_reaper(uv_timer_t *t) {
   while ((c = srv->doomed) != NULL) {
     srv->doomed = c->next_doomed;
     c->listed_doomed = 0;
-    client_close(c, c->doom_reason);
+    if (c->doom_slow)
+      client_linger(c, c->doom_reason);
+    else
+      client_close(c, c->doom_reason);
   }
 }
 
@@ -384,6 +494,63 @@ static void on_grace_timeout(uv_timer_t *t) {
   }
 }
 
+/* Undoes what server_start() did before a step failed; uv_run() finishes
+ * the closes. */
+static int start_failed(server_t *srv, const char *what, int rc) {
+  unsigned o = srv->opened;
+
+  srv->start_error = what;
+  srv->opened = 0;
+  if (o & OPEN_LISTENER)
+    chat_listener_close(&srv->listener, NULL);
+  if (o & OPEN_XFER)
+    xfer_stop(srv);
+  if (o & OPEN_RELAY)
+    relay_stop(srv);
+  if (o & OPEN_LIMITS)
+    limits_stop(srv);
+  if (o & OPEN_BATCH)
+    chat_batch_stop();
+  if (o & OPEN_REAPER)
+    uv_close((uv_handle_t *)&srv->reaper, NULL);
+  if (o & OPEN_GRACE)
+    uv_close((uv_handle_t *)&srv->grace, NULL);
+  if (o & OPEN_LINGER)
+    uv_close((uv_handle_t *)&srv->linger, NULL);
+  if (o & OPEN_SIGINT)
+    uv_close((uv_handle_t *)&srv->sigint, NULL);
+  if (o & OPEN_SIGTERM)
+    uv_close((uv_handle_t *)&srv->sigterm, NULL);
+  return rc;
+}
+
+/* Initialises a timer of the server; 0 or a libuv error. */
+static int open_timer(server_t *srv, uv_timer_t *t, unsigned bit) {
+  int rc = uv_timer_init(srv->loop, t);
+
+  if (rc == 0) {
+    t->data = srv;
+    srv->opened |= bit;
+  }
+  return rc;
+}
+
+/* Initialises and starts a signal handler, unreferenced so that it never
+ * keeps the loop alive by itself; 0 or a libuv error. */
+static int open_signal(server_t *srv, uv_signal_t *sig, int signum,
+                       unsigned bit) {
+  int rc = uv_signal_init(srv->loop, sig);
+
+  if (rc != 0)
+    return rc;
+  sig->data = srv;
+  srv->opened |= bit;
+  rc = uv_signal_start(sig, on_signal, signum);
+  if (rc == 0)
+    uv_unref((uv_handle_t *)sig);
+  return rc;
+}
+
 int server_start(server_t *srv, uv_loop_t *loop, const server_config_t *cfg) {
   int rc;
 
@@ -392,28 +559,33 @@ int server_start(server_t *srv, uv_loop_t *loop, const server_config_t *cfg) {
   srv->cfg = *cfg;
   srv->hub = hub_local_new();
   if (srv->hub == NULL)
-    return UV_ENOMEM;
+    return start_failed(srv, "cannot create the member table", UV_ENOMEM);
   srv->listener.data = srv;
   rc = chat_listen(loop, &srv->listener, cfg->port, LISTEN_BACKLOG,
                    on_connection);
   if (rc != 0)
-    return rc;
+    return start_failed(srv, "cannot listen", rc);
+  srv->opened |= OPEN_LISTENER;
   srv->port = srv->listener.port;
-  xfer_init(srv);
+  if ((rc = xfer_init(srv)) != 0)
+    return start_failed(srv, "cannot set up file transfers", rc);
+  srv->opened |= OPEN_XFER;
   relay_init(srv);
-  limits_init(srv);
-  chat_batch_start(loop); /* one writev per client per loop iteration */
-  uv_timer_init(loop, &srv->reaper);
-  srv->reaper.data = srv;
-  uv_timer_init(loop, &srv->grace);
-  srv->grace.data = srv;
-  uv_signal_init(loop, &srv->sigint);
-  uv_signal_init(loop, &srv->sigterm);
-  srv->sigint.data = srv->sigterm.data = srv;
-  uv_signal_start(&srv->sigint, on_signal, SIGINT);
-  uv_signal_start(&srv->sigterm, on_signal, SIGTERM);
-  uv_unref((uv_handle_t *)&srv->sigint);
-  uv_unref((uv_handle_t *)&srv->sigterm);
+  srv->opened |= OPEN_RELAY;
+  if ((rc = limits_init(srv)) != 0)
+    return start_failed(srv, "cannot set up the limits", rc);
+  srv->opened |= OPEN_LIMITS;
+  /* One writev per client per loop iteration. */
+  if ((rc = chat_batch_start(loop)) != 0)
+    return start_failed(srv, "cannot set up write batching", rc);
+  srv->opened |= OPEN_BATCH;
+  if ((rc = open_timer(srv, &srv->reaper, OPEN_REAPER)) != 0 ||
+      (rc = open_timer(srv, &srv->grace, OPEN_GRACE)) != 0 ||
+      (rc = open_timer(srv, &srv->linger, OPEN_LINGER)) != 0)
+    return start_failed(srv, "cannot create a timer", rc);
+  if ((rc = open_signal(srv, &srv->sigint, SIGINT, OPEN_SIGINT)) != 0 ||
+      (rc = open_signal(srv, &srv->sigterm, SIGTERM, OPEN_SIGTERM)) != 0)
+    return start_failed(srv, "cannot handle SIGINT and SIGTERM", rc);
   return 0;
 }
 
@@ -428,9 +600,12 @@ void server_stop(server_t *srv) {
   uv_close((uv_handle_t *)&srv->sigint, NULL);
   uv_close((uv_handle_t *)&srv->sigterm, NULL);
   uv_close((uv_handle_t *)&srv->reaper, NULL);
+  uv_close((uv_handle_t *)&srv->linger, NULL);
   for (c = srv->doomed; c != NULL; c = c->next_doomed)
     c->listed_doomed = 0; /* everyone is closed below anyway */
   srv->doomed = NULL;
+  while ((c = srv->linger_head) != NULL)
+    linger_unlink(c); /* the grace timer bounds their end now */
   xfer_stop(srv);
   relay_stop(srv);
   limits_stop(srv);
@@ -449,9 +624,11 @@ void server_stop(server_t *srv) {
   chat_buf_unref(bye);
   if (srv->nclients == 0) {
     uv_close((uv_handle_t *)&srv->grace, NULL);
-  } else {
-    uv_timer_start(&srv->grace, on_grace_timeout, SERVER_SHUTDOWN_GRACE_MS, 0);
+  } else if (uv_timer_start(&srv->grace, on_grace_timeout,
+                            SERVER_SHUTDOWN_GRACE_MS, 0) == 0) {
     uv_unref((uv_handle_t *)&srv->grace);
+  } else {
+    on_grace_timeout(&srv->grace); /* no time bound: close them now */
   }
 }
 

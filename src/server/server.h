@@ -11,6 +11,9 @@
 #define SERVER_DEFAULT_SENDQ (1024 * 1024)
 #define SERVER_DEFAULT_MAX_CLIENTS 10000
 #define SERVER_SHUTDOWN_GRACE_MS 2000 /* wait for goodbyes to drain */
+/* How long a dropped slow consumer has to take its last line (which may go
+ * past --sendq) before its connection is closed anyway. */
+#define SERVER_LINGER_MS 2000
 #define SERVER_DEFAULT_MAX_RELAYS 64
 #define SERVER_DEFAULT_RATE 20
 #define SERVER_DEFAULT_BURST 100
@@ -43,14 +46,18 @@ typedef struct server_s {
   /* read-only */
   uv_loop_t *loop;
   server_config_t cfg;
-  int port;        /* the bound port */
-  size_t nclients; /* open connections, registered or not */
+  int port;                /* the bound port */
+  size_t nclients;         /* open connections, registered or not */
+  const char *start_error; /* what server_start() could not set up */
   /* private */
   chat_listener_t listener;
   hub_t *hub;
   uv_signal_t sigint, sigterm;
-  uv_timer_t reaper;  /* closes doomed clients from the loop */
-  uv_timer_t grace;   /* bounds the graceful shutdown */
+  uv_timer_t reaper; /* closes doomed clients from the loop */
+  uv_timer_t grace;  /* bounds the graceful shutdown */
+  uv_timer_t linger; /* closes slow consumers that did not take their end */
+  client_t *linger_head, *linger_tail; /* lingering, in deadline order */
+  unsigned opened;                     /* what server_start() set up */
   client_t *doomed;   /* clients to close at the next reaper run */
   client_t *clients;  /* every open connection (list head) */
   pending_t *pending; /* file requests awaiting the owner, oldest first */
@@ -84,6 +91,9 @@ struct client_s {
   client_t *next_doomed; /* server's list of clients to close */
   uint64_t id;           /* connection number, for logs */
   const char *doom_reason;
+  size_t doom_queued;       /* bytes unsent when dropped as a slow consumer */
+  uint64_t linger_until;    /* uv_now() by which a lingering end is forced */
+  client_t *lnext, *lprev;  /* srv->linger_head, while lingering */
   int file_port;            /* announced with FILEPORT; -1 = never */
   unsigned pending_gets;    /* its GETs awaiting an owner's answer */
   char peer[PEER_NAME_MAX]; /* "address:port", for logs */
@@ -103,6 +113,8 @@ struct client_s {
   unsigned registered : 1;
   unsigned doomed : 1;
   unsigned listed_doomed : 1; /* on srv->doomed, awaiting the reaper */
+  unsigned doom_slow : 1;     /* doomed as a slow consumer */
+  unsigned lingering : 1;     /* on srv->linger_head */
   unsigned closing : 1;
 };
 
@@ -122,7 +134,8 @@ void client_end(client_t *c);
 void client_read_resume(client_t *c);
 
 /* limits.c: flood control, connections per address, registration time. */
-void limits_init(server_t *srv);
+/* Returns 0 or a libuv error, with nothing left open. */
+int limits_init(server_t *srv);
 void limits_stop(server_t *srv);
 /* Counts c's address; returns its connections including c. */
 unsigned limits_ip_add(client_t *c);
@@ -147,7 +160,8 @@ void relay_forget_owner(client_t *owner);
 void relay_stop(server_t *srv);
 
 /* xfer.c: arranging file transfers between clients. */
-void xfer_init(server_t *srv);
+/* Returns 0 or a libuv error, with nothing left open. */
+int xfer_init(server_t *srv);
 /* Handles a control line from a registered client: 0 when done,
  * CHAT_EPROTO when malformed, 1 when the verb is not a transfer verb. */
 int xfer_control(client_t *c, const chat_line_t *cmd);
@@ -159,7 +173,8 @@ void xfer_stop(server_t *srv);
 void server_config_init(server_config_t *cfg);
 
 /* Starts listening and handling signals. Returns 0 or a libuv error (the
- * port is busy, ...). */
+ * port is busy, ...); then srv->start_error says what failed, everything
+ * opened so far is closing, and uv_run() finishes closing it. */
 int server_start(server_t *srv, uv_loop_t *loop, const server_config_t *cfg);
 
 /* Tells every client the server is going away, closes every connection and

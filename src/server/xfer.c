@@ -29,9 +29,9 @@ struct pending_s {
 
 static void on_xfer_timer(uv_timer_t *t);
 
-void xfer_init(server_t *srv) {
-  uv_timer_init(srv->loop, &srv->xfer_timer);
+int xfer_init(server_t *srv) {
   srv->xfer_timer.data = srv;
+  return uv_timer_init(srv->loop, &srv->xfer_timer);
 }
 
 void xfer_stop(server_t *srv) {
@@ -81,10 +81,12 @@ static void on_xfer_timer(uv_timer_t *t) {
   server_t *srv = t->data;
   uint64_t now = uv_now(srv->loop);
   pending_t *p;
+  char q[LOG_QUOTE_MAX(CHAT_FILENAME_MAX)];
 
   while ((p = srv->pending) != NULL && p->deadline <= now) {
-    log_msg("transfer of \"%s\" from %s to %s: owner did not answer", p->file,
-            p->owner->name, p->requester->name);
+    log_msg("transfer of %s from %s to %s: owner did not answer",
+            log_quote(q, sizeof(q), p->file), p->owner->name,
+            p->requester->name);
     get_fail(p->requester, p->id, "timeout", "the owner did not answer");
     pending_drop(srv, NULL, p);
   }
@@ -119,7 +121,8 @@ static int do_fileport(client_t *c, const char *args, size_t len) {
   return 0;
 }
 
-/* Checks a GET and finds its owner; on failure answers and returns NULL. */
+/* Checks a GET and finds its owner, whose name as registered it sends
+ * first (GET-OWNER); on failure answers and returns NULL. */
 static client_t *get_owner(client_t *c, const char *id, const char *owner,
                            size_t owner_len, const char *file,
                            size_t file_len) {
@@ -136,6 +139,9 @@ static client_t *get_owner(client_t *c, const char *id, const char *owner,
     return NULL;
   }
   o = (client_t *)((char *)m - offsetof(client_t, member));
+  /* Names match ignoring case: tell the requester the owner's name as
+   * registered, before the answer, so it can name the file's source. */
+  client_send_own(c, chat_format_control("GET-OWNER", "%s %s", id, o->name));
   if (o == c) {
     get_fail(c, id, "self", "you cannot request a file from yourself");
     return NULL;
@@ -216,14 +222,16 @@ static pending_t *find_pending(client_t *c, const char *token, size_t len,
 /* SERVE-OK <token> */
 static int do_serve_ok(client_t *c, const char *args, size_t len) {
   pending_t *p, *prev;
+  char q[LOG_QUOTE_MAX(CHAT_FILENAME_MAX)];
 
   if (chat_token_check(args, len) != 0)
     return CHAT_EPROTO;
   p = find_pending(c, args, len, &prev);
   if (p == NULL)
     return 0; /* expired or already failed: the requester was told */
-  log_msg("transfer of \"%s\" from %s to %s arranged (%s)", p->file, c->name,
-          p->requester->name, c->file_port > 0 ? "direct" : "relay only");
+  log_msg("transfer of %s from %s to %s arranged (%s)",
+          log_quote(q, sizeof(q), p->file), c->name, p->requester->name,
+          c->file_port > 0 ? "direct" : "relay only");
   relay_ticket(c->srv, c, p->requester->name, p->token, p->file);
   /* Port 0 tells the requester to go straight to the relay. */
   client_send_own(p->requester,
@@ -249,7 +257,7 @@ static int do_serve_fail(client_t *c, const char *args, size_t len) {
   const char *f[3];
   size_t fl[3];
   pending_t *p, *prev;
-  char code[33], text[256];
+  char code[33], text[256], q[LOG_QUOTE_MAX(CHAT_FILENAME_MAX)];
 
   if (chat_args_split(args, len, 3, 1, f, fl) != 3 ||
       chat_token_check(f[0], fl[0]) != 0 || !is_code(f[1], fl[1]) ||
@@ -261,8 +269,8 @@ static int do_serve_fail(client_t *c, const char *args, size_t len) {
   memcpy(code, f[1], fl[1]);
   code[fl[1]] = '\0';
   snprintf(text, sizeof(text), "%.*s", (int)(fl[2] < 200 ? fl[2] : 200), f[2]);
-  log_msg("transfer of \"%s\" from %s to %s refused: %s", p->file, c->name,
-          p->requester->name, code);
+  log_msg("transfer of %s from %s to %s refused: %s",
+          log_quote(q, sizeof(q), p->file), c->name, p->requester->name, code);
   get_fail(p->requester, p->id, code, text);
   pending_drop(c->srv, prev, p);
   arm_timer(c->srv);

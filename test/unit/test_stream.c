@@ -1,0 +1,193 @@
+/* Loop-level unit tests of chat_stream_t (include/chat/stream.h): a stream
+ * over one end of a socket pair, fed from the other end by the test. Every
+ * test closes what it opened and ends with uv_loop_close() == 0. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "chat/chat.h"
+#include "internal.h"
+
+#define MAX_LINES 16
+
+typedef struct {
+  chat_stream_t s; /* first: the callbacks get &t->s */
+  uv_loop_t loop;
+  uv_timer_t timer;
+  int peer; /* the test's end of the socket pair */
+  char lines[MAX_LINES][32];
+  int nlines;
+  int events[MAX_LINES];
+  int nevents;
+  int pause_after; /* read_stop() after this many lines, 0 = never */
+  int fail_holds;  /* chat__hold_alloc fails while set */
+  int closed;
+} fixture_t;
+
+static fixture_t *current;
+
+static void *failing_alloc(size_t len) {
+  return current->fail_holds ? NULL : malloc(len);
+}
+
+static void on_line(chat_stream_t *s, const char *line, size_t len) {
+  fixture_t *t = (fixture_t *)s;
+
+  assert_true(t->nlines < MAX_LINES);
+  assert_true(len < sizeof(t->lines[0]));
+  memcpy(t->lines[t->nlines], line, len);
+  t->lines[t->nlines][len] = '\0';
+  t->nlines++;
+  if (t->pause_after > 0 && t->nlines == t->pause_after)
+    chat_stream_read_stop(s); /* the rest of this read must be held */
+}
+
+static void on_event(chat_stream_t *s, int status) {
+  fixture_t *t = (fixture_t *)s;
+
+  assert_true(t->nevents < MAX_LINES);
+  t->events[t->nevents++] = status;
+}
+
+static void on_closed(chat_stream_t *s) {
+  ((fixture_t *)s)->closed = 1;
+}
+
+static void on_timer(uv_timer_t *h) {
+  uv_stop(h->loop);
+}
+
+/* Runs the loop for about ms milliseconds. */
+static void run_for(fixture_t *t, uint64_t ms) {
+  assert_int_equal(uv_timer_start(&t->timer, on_timer, ms, 0), 0);
+  uv_run(&t->loop, UV_RUN_DEFAULT);
+}
+
+static void put(fixture_t *t, const char *bytes) {
+  size_t n = strlen(bytes);
+
+  assert_int_equal(write(t->peer, bytes, n), (ssize_t)n);
+}
+
+static int setup(void **state) {
+  fixture_t *t = calloc(1, sizeof(*t));
+  int fds[2];
+
+  assert_non_null(t);
+  assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
+  assert_int_equal(uv_loop_init(&t->loop), 0);
+  assert_int_equal(uv_timer_init(&t->loop, &t->timer), 0);
+  assert_int_equal(chat_stream_open_fd(&t->loop, &t->s, fds[0], 1, 1024), 0);
+  assert_int_equal(t->s.kind, CHAT_STREAM_PIPE);
+  t->peer = fds[1];
+  current = t;
+  chat__hold_alloc = failing_alloc;
+  *state = t;
+  return 0;
+}
+
+static int teardown(void **state) {
+  fixture_t *t = *state;
+
+  chat__hold_alloc = malloc;
+  chat_stream_close(&t->s, on_closed);
+  uv_close((uv_handle_t *)&t->timer, NULL);
+  uv_run(&t->loop, UV_RUN_DEFAULT);
+  assert_true(t->closed);
+  assert_int_equal(uv_loop_close(&t->loop), 0);
+  close(t->peer);
+  free(t);
+  current = NULL;
+  return 0;
+}
+
+/* The baseline: a pause mid-chunk holds the rest, and a resume delivers it
+ * in order before anything read later. */
+static void test_pause_holds_rest_of_chunk(void **state) {
+  fixture_t *t = *state;
+
+  t->pause_after = 1;
+  put(t, "one\ntwo\nthree\n");
+  assert_int_equal(chat_stream_read_start(&t->s, on_line, on_event), 0);
+  run_for(t, 50);
+  assert_int_equal(t->nlines, 1);
+  put(t, "four\n");
+  t->pause_after = 0;
+  assert_int_equal(chat_stream_read_start(&t->s, on_line, on_event), 0);
+  run_for(t, 50);
+  assert_int_equal(t->nlines, 4);
+  assert_string_equal(t->lines[1], "two");
+  assert_string_equal(t->lines[2], "three");
+  assert_string_equal(t->lines[3], "four");
+  assert_int_equal(t->nevents, 0);
+}
+
+/* When the held bytes cannot be allocated, the owner hears UV_ENOMEM once
+ * and the stream never reads past the lost bytes: resuming fails, and
+ * nothing sent later is delivered as if it followed "one". */
+static void test_failed_hold_breaks_reading_for_good(void **state) {
+  fixture_t *t = *state;
+
+  t->pause_after = 1;
+  t->fail_holds = 1;
+  put(t, "one\ntwo\nthree\n");
+  assert_int_equal(chat_stream_read_start(&t->s, on_line, on_event), 0);
+  run_for(t, 50);
+  assert_int_equal(t->nlines, 1);
+  assert_string_equal(t->lines[0], "one");
+  assert_int_equal(t->nevents, 1);
+  assert_int_equal(t->events[0], UV_ENOMEM);
+  t->fail_holds = 0;
+  t->pause_after = 0;
+  put(t, "four\n");
+  assert_int_not_equal(chat_stream_read_start(&t->s, on_line, on_event), 0);
+  run_for(t, 50);
+  assert_int_equal(t->nlines, 1);
+  assert_int_equal(t->nevents, 1);
+}
+
+/* The same when the pause happens again while held bytes are redelivered:
+ * the second hold fails, and what was held is not skipped over either. */
+static void test_failed_hold_during_redelivery_breaks_reading(void **state) {
+  fixture_t *t = *state;
+
+  t->pause_after = 1;
+  put(t, "one\ntwo\nthree\n");
+  assert_int_equal(chat_stream_read_start(&t->s, on_line, on_event), 0);
+  run_for(t, 50);
+  assert_int_equal(t->nlines, 1);
+  t->pause_after = 2;
+  t->fail_holds = 1;
+  assert_int_equal(chat_stream_read_start(&t->s, on_line, on_event), 0);
+  assert_int_equal(t->nlines, 2);
+  assert_string_equal(t->lines[1], "two");
+  assert_int_equal(t->nevents, 1);
+  assert_int_equal(t->events[0], UV_ENOMEM);
+  t->fail_holds = 0;
+  t->pause_after = 0;
+  put(t, "four\n");
+  assert_int_not_equal(chat_stream_read_start(&t->s, on_line, on_event), 0);
+  run_for(t, 50);
+  assert_int_equal(t->nlines, 2);
+  assert_int_equal(t->nevents, 1);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(test_pause_holds_rest_of_chunk, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_failed_hold_breaks_reading_for_good,
+                                      setup, teardown),
+      cmocka_unit_test_setup_teardown(
+          test_failed_hold_during_redelivery_breaks_reading, setup, teardown),
+  };
+
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}

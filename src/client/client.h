@@ -24,10 +24,12 @@
 #define CLIENT_DEFAULT_CONNECT_S 3 /* direct connect before relaying */
 
 /* File connections that have not presented a valid token yet (handshakes):
- * how long one may take, how many may be open, how many from one address. */
+ * how long one may take, how many may be open, how many from one address,
+ * and how long a new one is spared when the oldest make room. */
 #define CLIENT_DEFAULT_HEADER_S 5
 #define CLIENT_DEFAULT_MAX_HANDSHAKES 32
 #define CLIENT_HANDSHAKES_PER_ADDR 4
+#define CLIENT_HANDSHAKE_GRACE_MS 500
 
 typedef enum {
   XFER_AUTO,   /* direct, falling back to the server's relay */

@@ -15,7 +15,9 @@
  *    token of an offer we hold: at most max_handshakes of them, at most
  *    CLIENT_HANDSHAKES_PER_ADDR from one address, each for header_s
  *    seconds; when full, the oldest (of that address, or of all) is closed
- *    to make room, so silent connections cannot keep anyone out;
+ *    to make room, so silent connections cannot keep anyone out (one in
+ *    its first CLIENT_HANDSHAKE_GRACE_MS is spared up to twice the budget,
+ *    so that simultaneous requesters all get through);
  *  - only a sender that claimed an offer takes one of max_transfers slots;
  *    a valid token over that gets "ERR busy";
  *  - one requester (by name, ignoring case) holds at most
@@ -63,6 +65,7 @@ struct sender_s {
   sha256_t *sha;
   uint64_t offset;   /* bytes read from the file so far */
   uint64_t deadline; /* uv_now() by which something must happen */
+  uint64_t born;     /* uv_now() when accepted */
   int refs;          /* the stream, plus a read in flight */
   unsigned done : 1;
   unsigned reading : 1;                 /* req is in flight */
@@ -563,28 +566,33 @@ static void peer_addr(sender_t *s) {
     *colon = '\0';
 }
 
-/* Makes room for one more handshake from addr: when that address already
- * has CLIENT_HANDSHAKES_PER_ADDR of them, its oldest is closed; otherwise,
- * when all together have max_handshakes, the oldest of all. A flood of
- * silent connections thus only ever pushes out its own kind, and whoever
- * presents a token right after connecting gets through. */
-static void handshake_make_room(client_t *c, const char *addr) {
-  sender_t *oldest = NULL, *oldest_here = NULL;
-  unsigned here = 0;
+/* Makes room among the handshakes from addr (all of them when addr is NULL)
+ * for one more, within budget: the oldest go first. One younger than
+ * CLIENT_HANDSHAKE_GRACE_MS is spared, so that requesters connecting at the
+ * same moment (from one address, or while a flood goes on) all have the
+ * time to present their tokens, unless that would leave twice the budget:
+ * then the oldest go regardless. Nothing is freed here (only closed), so
+ * the walk stays valid. */
+static void handshake_trim(client_t *c, const char *addr, unsigned budget) {
+  uint64_t now = uv_now(c->loop);
+  unsigned n = 0, i = 0, over, hard;
+  sender_t *s;
 
-  for (sender_t *s = c->senders; s != NULL; s = s->next) {
-    if (!s->handshake)
+  for (s = c->senders; s != NULL; s = s->next)
+    if (s->handshake && (addr == NULL || strcmp(s->addr, addr) == 0))
+      n++;
+  if (n < budget)
+    return;
+  over = n - budget + 1;                           /* should go */
+  hard = n >= 2 * budget ? n - 2 * budget + 1 : 0; /* must go */
+  for (s = c->senders; s != NULL; s = s->next) {
+    if (!s->handshake || (addr != NULL && strcmp(s->addr, addr) != 0))
       continue;
-    oldest = s; /* the list is newest first */
-    if (strcmp(s->addr, addr) == 0) {
-      oldest_here = s;
-      here++;
-    }
+    i++; /* the list is newest first: the last `over` are the oldest */
+    if (i > n - over &&
+        (i > n - hard || now - s->born >= CLIENT_HANDSHAKE_GRACE_MS))
+      sender_drop(s);
   }
-  if (here >= CLIENT_HANDSHAKES_PER_ADDR)
-    sender_drop(oldest_here);
-  else if (c->nhandshakes >= c->cfg.max_handshakes && oldest != NULL)
-    sender_drop(oldest);
 }
 
 static void on_file_connection(uv_stream_t *ls, int status) {
@@ -611,7 +619,9 @@ static void on_file_connection(uv_stream_t *ls, int status) {
   /* No transfer slot until it presents a valid token: a handshake, under
    * its own budget and a short deadline. */
   peer_addr(s);
-  handshake_make_room(c, s->addr);
+  handshake_trim(c, s->addr, CLIENT_HANDSHAKES_PER_ADDR);
+  handshake_trim(c, NULL, c->cfg.max_handshakes);
+  s->born = uv_now(c->loop);
   s->handshake = 1;
   c->nhandshakes++;
   s->deadline = header_deadline(c);

@@ -43,6 +43,10 @@ from harness import CHAT_CLIENT, Client, free_port, scaled  # noqa: E402
 from test_files import (  # noqa: E402
     MIB, FileTestCase, fetch, write_file, write_random)
 
+# a handshake younger than this is spared when the oldest make room (up to
+# twice the budget), so that simultaneous requesters all get through
+GRACE = 0.7
+
 BAD_TOKEN_FAIL = 'bad-token no such offer (expired or already used)'
 
 
@@ -150,6 +154,17 @@ class HardenOwnerTestCase(FileTestCase):
     def header(self, token):
         return b'CHATFILE 1 %s\n' % token.encode()
 
+    def fill_handshakes(self, port, sources, per_addr):
+        """Opens per_addr silent connections from each source, in order;
+        returns them oldest first."""
+        socks = []
+        for src in sources:
+            for _ in range(per_addr):
+                socks.append(connect_from(src, port))
+                self._holders.append(socks[-1])
+                time.sleep(0.02)  # accepted in this order
+        return socks
+
     def raw_gets(self, raw, owner, file, first_id, count):
         """count GETs of file from owner, at most 8 awaiting an answer at a
         time; returns the answers (split as raw_get does) by id."""
@@ -180,10 +195,13 @@ class HandshakeBudgetTest(HardenOwnerTestCase):
                             ['127.0.0.%d' % i for i in range(2, 12)], 5)
         flood.start()
         try:
-            time.sleep(0.5)
+            time.sleep(2 * GRACE)
             for n in range(3):
                 self.legit_transfer(alice, bob, 'legit%d.bin' % n)
             self.assert_chat_works(alice, bob)
+            deadline = time.monotonic() + 3 * flood.every
+            while flood.closed == 0 and time.monotonic() < deadline:
+                time.sleep(0.1)
             self.assertGreater(flood.closed, 0,
                                'the owner closed none of the silent '
                                'connections to make room')
@@ -197,11 +215,10 @@ class HandshakeBudgetTest(HardenOwnerTestCase):
         alice = self.owner(server)
         bob = self.file_client(server, 'bob')
         self.sync(alice, bob)
-        socks = []
-        for _ in range(5):
-            socks.append(connect_from('127.0.0.3', alice.lport))
-            self._holders.append(socks[-1])
-            time.sleep(0.05)  # accepted in this order
+        socks = self.fill_handshakes(alice.lport, ['127.0.0.3'], 4)
+        time.sleep(GRACE)
+        socks.append(connect_from('127.0.0.3', alice.lport))
+        self._holders.append(socks[-1])
         # the first makes room for the fifth, long before any deadline
         self.assertTrue(closed_by_peer(socks[0], scaled(3)),
                         'the oldest of 5 silent connections from one address '
@@ -220,17 +237,6 @@ class HandshakeBudgetTest(HardenOwnerTestCase):
             self.assertFalse(closed_by_peer(sock),
                              'silent connection %d of 5 was closed' % i)
 
-    def fill_handshakes(self, port, sources, per_addr):
-        """Opens per_addr silent connections from each source, in order;
-        returns them oldest first."""
-        socks = []
-        for src in sources:
-            for _ in range(per_addr):
-                socks.append(connect_from(src, port))
-                self._holders.append(socks[-1])
-                time.sleep(0.02)  # accepted in this order
-        return socks
-
     def assert_oldest_made_room(self, socks, newcomer, what):
         self.assertTrue(closed_by_peer(socks[0], scaled(3)),
                         'the oldest handshake was not closed when %s was '
@@ -241,6 +247,34 @@ class HandshakeBudgetTest(HardenOwnerTestCase):
                              % (i, len(socks)))
         self.assertFalse(closed_by_peer(newcomer), 'the newcomer was closed')
 
+    def test_simultaneous_requesters_from_one_address_all_served(self):
+        # six connections from one address at once, over its budget of 4:
+        # none is closed before it could present its token
+        server = self.start_server()
+        alice = self.owner(server)
+        content = b'six at once\n' * 100
+        self.share(alice, 's.txt', content)
+        r1 = self.raw_requester(server, 'r1')
+        r2 = self.raw_requester(server, 'r2')
+        self.barrier(alice, [r1, r2])
+        tokens = [self.raw_get_ok(r1, i, 'alice', 's.txt') for i in (1, 2, 3)]
+        tokens += [self.raw_get_ok(r2, i, 'alice', 's.txt') for i in (1, 2, 3)]
+        socks = []
+        for host, port, token in tokens:
+            socks.append(socket.create_connection((host, port),
+                                                  timeout=scaled(10)))
+            self._holders.append(socks[-1])
+        for sock, (_, _, token) in zip(socks, tokens):
+            sock.sendall(self.header(token))
+        for sock in socks:
+            data = bytearray()
+            while True:
+                chunk = sock.recv(MIB)
+                if not chunk:
+                    break
+                data += chunk
+            self.assert_ok_reply(bytes(data), content)
+
     def test_max_handshakes_full_closes_oldest_overall(self):
         server = self.start_server()
         alice = self.owner(server)
@@ -249,6 +283,7 @@ class HandshakeBudgetTest(HardenOwnerTestCase):
         # the default budget: 32, four from each of eight addresses
         socks = self.fill_handshakes(
             alice.lport, ['127.0.0.%d' % i for i in range(2, 10)], 4)
+        time.sleep(GRACE)
         newcomer = connect_from('127.0.0.10', alice.lport)
         self._holders.append(newcomer)
         self.assert_oldest_made_room(socks, newcomer, 'the default budget')
@@ -259,6 +294,7 @@ class HandshakeBudgetTest(HardenOwnerTestCase):
         self.sync(carol, bob)
         socks = self.fill_handshakes(carol.lport, ['127.0.0.2', '127.0.0.3'],
                                      3)
+        time.sleep(GRACE)
         newcomer = connect_from('127.0.0.4', carol.lport)
         self._holders.append(newcomer)
         self.assert_oldest_made_room(socks, newcomer, '--max-handshakes 6')

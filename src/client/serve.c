@@ -8,7 +8,10 @@
  * CLIENT_CHUNK reads and ends with the SHA-256 of what it sent. It reads one
  * chunk ahead: the next read is issued as soon as no more than one chunk is
  * queued on the socket, so reading and hashing a chunk overlap with sending
- * the previous one, and at most two chunks are held.
+ * the previous one, and at most two chunks are held. A requester may
+ * half-close once its header is sent: only a write error or the stall
+ * timeout ends a sender before the digest. A RELAY-SERVE for an offer we no
+ * longer hold is answered with RELAY-SERVE-FAIL.
  *
  * Budgets, so that no requester (or stranger) can lock the others out:
  *  - a connection to the -l port is a *handshake* until it presents the

@@ -17,12 +17,19 @@
 #define CLIENT_EXIT_GRACE_MS 2000      /* bound on flushing at exit */
 #define CLIENT_DEFAULT_MAX_TRANSFERS 8 /* each way, at once */
 #define CLIENT_DEFAULT_STALL_S 30      /* a transfer moving nothing fails */
-#define CLIENT_OFFER_TTL_MS 60000      /* a SERVE token's lifetime */
-#define CLIENT_HEADER_WAIT_MS 10000    /* for a file connection's header */
+#define CLIENT_OFFER_TTL_MS 15000      /* a SERVE token's lifetime */
 #define CLIENT_CHUNK (256 * 1024)      /* file bytes per read or write */
 #define CLIENT_TICK_MS 500             /* transfer deadline checks */
 
 #define CLIENT_DEFAULT_CONNECT_S 3 /* direct connect before relaying */
+
+/* File connections that have not presented a valid token yet (handshakes):
+ * how long one may take, how many may be open, how many from one address,
+ * and how long a new one is spared when the oldest make room. */
+#define CLIENT_DEFAULT_HEADER_S 5
+#define CLIENT_DEFAULT_MAX_HANDSHAKES 32
+#define CLIENT_HANDSHAKES_PER_ADDR 4
+#define CLIENT_HANDSHAKE_GRACE_MS 500
 
 typedef enum {
   XFER_AUTO,   /* direct, falling back to the server's relay */
@@ -31,15 +38,17 @@ typedef enum {
 } xfer_mode;
 
 typedef struct {
-  const char *host;       /* chat server host name or address */
-  int port;               /* chat server port */
-  int file_port;          /* -l: port we serve files on, 0 = none */
-  const char *share;      /* directory we serve files from */
-  const char *downloads;  /* directory received files land in */
-  unsigned max_transfers; /* concurrent transfers each way */
-  unsigned stall_s;       /* seconds without progress before failing */
-  unsigned connect_s;     /* seconds a direct connect may take */
-  xfer_mode transfer;     /* --transfer */
+  const char *host;        /* chat server host name or address */
+  int port;                /* chat server port */
+  int file_port;           /* -l: port we serve files on, 0 = none */
+  const char *share;       /* directory we serve files from */
+  const char *downloads;   /* directory received files land in */
+  unsigned max_transfers;  /* concurrent transfers each way */
+  unsigned stall_s;        /* seconds without progress before failing */
+  unsigned connect_s;      /* seconds a direct connect may take */
+  unsigned header_s;       /* seconds a file connection has for its header */
+  unsigned max_handshakes; /* file connections without a valid token */
+  xfer_mode transfer;      /* --transfer */
 } client_config_t;
 
 typedef struct input_line_s input_line_t;
@@ -66,6 +75,7 @@ typedef struct {
   sender_t *senders;           /* files we are sending */
   fetch_t *fetches;            /* files we are receiving */
   unsigned noffers, nsenders, nfetches;
+  unsigned nhandshakes; /* accepted file connections without a valid token */
   unsigned next_fetch_id;
   menu_t menu;
   char name[CHAT_NAME_MAX + 1];          /* ours, once the server accepted it */

@@ -25,7 +25,13 @@ static const char usage_text[] =
     "                       directory); only regular files directly in it\n"
     "  --downloads DIR      save received files in DIR (default: the\n"
     "                       current directory)\n"
-    "  --max-transfers N    transfers at once in each direction (default 8)\n"
+    "  --max-transfers N    transfers at once in each direction (default 8);\n"
+    "                       one requester may hold half of them (at least 1)\n"
+    "  --max-handshakes N   connections to the file port that have not yet\n"
+    "                       presented a valid token (default 32, at most 4\n"
+    "                       from one address); when full, the oldest goes\n"
+    "  --header-timeout S   seconds a connection to the file port may take\n"
+    "                       to present its token (default 5)\n"
     "  --stall-timeout S    fail a transfer that moves nothing for S seconds\n"
     "                       (default 30)\n"
     "  --transfer MODE      auto: connect to the owner, relay through the\n"
@@ -93,6 +99,8 @@ static int parse_args(int argc, char **argv, client_config_t *cfg) {
   cfg->max_transfers = CLIENT_DEFAULT_MAX_TRANSFERS;
   cfg->stall_s = CLIENT_DEFAULT_STALL_S;
   cfg->connect_s = CLIENT_DEFAULT_CONNECT_S;
+  cfg->header_s = CLIENT_DEFAULT_HEADER_S;
+  cfg->max_handshakes = CLIENT_DEFAULT_MAX_HANDSHAKES;
   cfg->transfer = XFER_AUTO;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
@@ -149,6 +157,16 @@ static int parse_args(int argc, char **argv, client_config_t *cfg) {
       if (parse_port(v, 1, &n) != 0 || n > 3600)
         return usage_error("%s", "--connect-timeout takes 1-3600 seconds");
       cfg->connect_s = (unsigned)n;
+    } else if (take_value(argc, argv, &i, "--max-handshakes",
+                          "--max-handshakes", &v)) {
+      if (parse_port(v, 1, &n) != 0 || n > 10000)
+        return usage_error("%s", "--max-handshakes takes 1-10000");
+      cfg->max_handshakes = (unsigned)n;
+    } else if (take_value(argc, argv, &i, "--header-timeout",
+                          "--header-timeout", &v)) {
+      if (parse_port(v, 1, &n) != 0 || n > 3600)
+        return usage_error("%s", "--header-timeout takes 1-3600 seconds");
+      cfg->header_s = (unsigned)n;
     } else {
       return usage_error("unexpected argument '%s'", a);
     }

@@ -8,7 +8,26 @@
  * CLIENT_CHUNK reads and ends with the SHA-256 of what it sent. It reads one
  * chunk ahead: the next read is issued as soon as no more than one chunk is
  * queued on the socket, so reading and hashing a chunk overlap with sending
- * the previous one, and at most two chunks are held.
+ * the previous one, and at most two chunks are held. A requester may
+ * half-close once its header is sent: only a write error or the stall
+ * timeout ends a sender before the digest. A RELAY-SERVE for an offer we no
+ * longer hold is answered with RELAY-SERVE-FAIL.
+ *
+ * Budgets, so that no requester (or stranger) can lock the others out:
+ *  - a connection to the -l port is a *handshake* until it presents the
+ *    token of an offer we hold: at most max_handshakes of them, at most
+ *    CLIENT_HANDSHAKES_PER_ADDR from one address, each for header_s
+ *    seconds; when full, the oldest (of that address, or of all) is closed
+ *    to make room, so silent connections cannot keep anyone out (one in
+ *    its first CLIENT_HANDSHAKE_GRACE_MS is spared up to twice the budget,
+ *    so that simultaneous requesters all get through);
+ *  - only a sender that claimed an offer takes one of max_transfers slots;
+ *    a valid token over that gets "ERR busy";
+ *  - one requester (by name, ignoring case) holds at most
+ *    max(1, max_transfers / 2) offers and senders together; over that its
+ *    SERVE gets SERVE-FAIL busy, which hits nobody else;
+ *  - at most 4 * max_transfers offers in all; when full the oldest is
+ *    dropped to make room, so uncollected offers never refuse anyone.
  *
  * Invariants: an offer or sender is freed only when no fs request and no
  * stream of its own is in flight; a token is honoured once, and only
@@ -49,10 +68,14 @@ struct sender_s {
   sha256_t *sha;
   uint64_t offset;   /* bytes read from the file so far */
   uint64_t deadline; /* uv_now() by which something must happen */
+  uint64_t born;     /* uv_now() when accepted */
   int refs;          /* the stream, plus a read in flight */
   unsigned done : 1;
   unsigned reading : 1;                 /* req is in flight */
+  unsigned handshake : 1;               /* no valid token yet: nhandshakes */
+  unsigned slot : 1;                    /* claimed an offer: nsenders */
   char relay_token[CHAT_TOKEN_LEN + 1]; /* outgoing relay leg: its token */
+  char addr[64]; /* the peer's address without the port (accepted only) */
 };
 
 static void offer_destroy(offer_t *o);
@@ -214,6 +237,41 @@ static void on_offer_realpath(uv_fs_t *req) {
   }
 }
 
+/* What one requester holds: its offers plus the senders streaming to it. */
+static unsigned requester_load(client_t *c, const char *name, size_t len) {
+  unsigned n = 0;
+
+  for (offer_t *o = c->offers; o != NULL; o = o->next)
+    if (chat_name_equal(o->requester, strlen(o->requester), name, len))
+      n++;
+  for (sender_t *s = c->senders; s != NULL; s = s->next)
+    if (s->slot && chat_name_equal(s->offer->requester,
+                                   strlen(s->offer->requester), name, len))
+      n++;
+  return n;
+}
+
+/* The most one requester may hold: half the transfer slots, at least 1. */
+static unsigned requester_max(const client_t *c) {
+  unsigned n = c->cfg.max_transfers / 2;
+
+  return n > 0 ? n : 1;
+}
+
+/* Drops the oldest offer to make room for a new one. Its requester already
+ * has its token, if any: the token is void from now on. */
+static void offer_drop_oldest(client_t *c) {
+  offer_t *o = c->offers;
+
+  if (o == NULL)
+    return;
+  while (o->next != NULL)
+    o = o->next; /* the list is newest first */
+  if (!o->ready)
+    serve_fail(c, o->token, "busy", "the owner has too many requests waiting");
+  offer_destroy(o);
+}
+
 void serve_on_serve(client_t *c, const char *args, size_t len) {
   const char *f[3];
   size_t fl[3];
@@ -234,10 +292,15 @@ void serve_on_serve(client_t *c, const char *args, size_t len) {
     serve_fail(c, token, "bad-name", "that file name is not allowed");
     return;
   }
-  if (c->noffers + c->nsenders >= c->cfg.max_transfers) {
-    serve_fail(c, token, "busy", "the owner has too many transfers");
+  if (requester_load(c, f[1], fl[1]) >= requester_max(c)) {
+    char text[96];
+    snprintf(text, sizeof(text), "%.*s has too many uncollected requests",
+             (int)fl[1], f[1]);
+    serve_fail(c, token, "busy", text);
     return;
   }
+  if (c->noffers >= 4 * c->cfg.max_transfers)
+    offer_drop_oldest(c);
   o = calloc(1, sizeof(*o) + fl[2] + 1);
   path = malloc(strlen(c->share_real) + fl[2] + 2);
   if (o == NULL || path == NULL) {
@@ -267,13 +330,24 @@ void serve_on_serve(client_t *c, const char *args, size_t len) {
 
 /* ---- senders ------------------------------------------------------------- */
 
+/* The connection leaves the handshake budget (it claimed an offer, or is
+ * being closed). */
+static void handshake_end(sender_t *s) {
+  if (s->handshake) {
+    s->handshake = 0;
+    s->c->nhandshakes--;
+  }
+}
+
 static void sender_release(sender_t *s) {
   client_t *c = s->c;
 
   if (--s->refs > 0)
     return;
   LIST_DEL(c->senders, s);
-  c->nsenders--;
+  handshake_end(s);
+  if (s->slot)
+    c->nsenders--;
   if (s->offer != NULL)
     offer_destroy(s->offer);
   if (s->sha != NULL)
@@ -400,9 +474,13 @@ static offer_t *claim_offer(client_t *c, const char *token) {
   return NULL;
 }
 
+static uint64_t header_deadline(client_t *c) {
+  return uv_now(c->loop) + c->cfg.header_s * 1000ull;
+}
+
 static void sender_refuse(sender_t *s, const char *line) {
   s->done = 1;
-  s->deadline = uv_now(s->c->loop) + CLIENT_HEADER_WAIT_MS;
+  s->deadline = header_deadline(s->c);
   chat_stream_write_copy(&s->stream, line, strlen(line));
   chat_stream_end(&s->stream, on_sender_closed);
 }
@@ -410,6 +488,7 @@ static void sender_refuse(sender_t *s, const char *line) {
 static void on_sender_line(chat_stream_t *st, const char *line, size_t len) {
   sender_t *s = (sender_t *)st;
   char token[CHAT_TOKEN_LEN + 1], hdr[48], name[CHAT_SANITIZE_MAX(64)];
+  offer_t *o;
   int n;
 
   if (s->done || s->offer != NULL)
@@ -422,11 +501,21 @@ static void on_sender_line(chat_stream_t *st, const char *line, size_t len) {
     sender_refuse(s, "ERR bad-request expected CHATFILE 1 <token>\n");
     return;
   }
-  s->offer = claim_offer(s->c, token);
-  if (s->offer == NULL) {
+  o = claim_offer(s->c, token);
+  if (o == NULL) {
     sender_refuse(s, "ERR bad-token unknown, expired or used token\n");
     return;
   }
+  if (s->c->nsenders >= s->c->cfg.max_transfers) {
+    offer_destroy(o); /* honoured once: with this answer */
+    sender_refuse(s, "ERR busy the owner has too many transfers\n");
+    return;
+  }
+  /* Only now does the connection take a transfer slot. */
+  handshake_end(s);
+  s->offer = o;
+  s->slot = 1;
+  s->c->nsenders++;
   s->sha = sha256_new();
   if (s->sha == NULL) {
     sender_abort(s, "out of memory");
@@ -452,8 +541,61 @@ static void on_sender_event(chat_stream_t *st, int status) {
       sender_refuse(s, "ERR bad-request header line too long\n");
     return;
   }
+  if (status == UV_EOF && s->offer != NULL)
+    return; /* a half-close after the header: the file still goes out */
   sender_abort(s, status == UV_EOF ? "the requester closed the connection"
                                    : chat_strerror(status));
+}
+
+/* Closes a connection at once, whatever state it is in. */
+static void sender_drop(sender_t *s) {
+  handshake_end(s);
+  if (s->done) /* ending already */
+    chat_stream_close(&s->stream, on_sender_closed);
+  else
+    sender_abort(s, NULL);
+}
+
+/* The peer's address without its port: "1.2.3.4" or "[::1]" ("?" when it
+ * cannot be had: those share one budget). */
+static void peer_addr(sender_t *s) {
+  char *colon;
+
+  chat_peer_name((const uv_tcp_t *)chat_stream_uv(&s->stream), s->addr,
+                 sizeof(s->addr));
+  colon = strrchr(s->addr, ':');
+  if (colon != NULL && colon != s->addr &&
+      (s->addr[0] != '[' || colon[-1] == ']'))
+    *colon = '\0';
+}
+
+/* Makes room among the handshakes from addr (all of them when addr is NULL)
+ * for one more, within budget: the oldest go first. One younger than
+ * CLIENT_HANDSHAKE_GRACE_MS is spared, so that requesters connecting at the
+ * same moment (from one address, or while a flood goes on) all have the
+ * time to present their tokens, unless that would leave twice the budget:
+ * then the oldest go regardless. Nothing is freed here (only closed), so
+ * the walk stays valid. */
+static void handshake_trim(client_t *c, const char *addr, unsigned budget) {
+  uint64_t now = uv_now(c->loop);
+  unsigned n = 0, i = 0, over, hard;
+  sender_t *s;
+
+  for (s = c->senders; s != NULL; s = s->next)
+    if (s->handshake && (addr == NULL || strcmp(s->addr, addr) == 0))
+      n++;
+  if (n < budget)
+    return;
+  over = n - budget + 1;                           /* should go */
+  hard = n >= 2 * budget ? n - 2 * budget + 1 : 0; /* must go */
+  for (s = c->senders; s != NULL; s = s->next) {
+    if (!s->handshake || (addr != NULL && strcmp(s->addr, addr) != 0))
+      continue;
+    i++; /* the list is newest first: the last `over` are the oldest */
+    if (i > n - over &&
+        (i > n - hard || now - s->born >= CLIENT_HANDSHAKE_GRACE_MS))
+      sender_drop(s);
+  }
 }
 
 static void on_file_connection(uv_stream_t *ls, int status) {
@@ -471,20 +613,21 @@ static void on_file_connection(uv_stream_t *ls, int status) {
   s->c = c;
   s->refs = 1;
   LIST_ADD(c->senders, s);
-  c->nsenders++;
   if (uv_accept(ls, chat_stream_uv(&s->stream)) != 0 || c->exiting) {
     s->done = 1;
     chat_stream_close(&s->stream, on_sender_closed);
     return;
   }
   uv_tcp_nodelay(&s->stream.h.tcp, 1);
-  /* Unclaimed connections get a short deadline; at most max_transfers
-   * claimed ones are busy, so a flood costs little. */
-  s->deadline = uv_now(c->loop) + CLIENT_HEADER_WAIT_MS;
-  if (c->nsenders > 4 * c->cfg.max_transfers + 16) {
-    sender_refuse(s, "ERR busy too many connections\n");
-    return;
-  }
+  /* No transfer slot until it presents a valid token: a handshake, under
+   * its own budget and a short deadline. */
+  peer_addr(s);
+  handshake_trim(c, s->addr, CLIENT_HANDSHAKES_PER_ADDR);
+  handshake_trim(c, NULL, c->cfg.max_handshakes);
+  s->born = uv_now(c->loop);
+  s->handshake = 1;
+  c->nhandshakes++;
+  s->deadline = header_deadline(c);
   chat_stream_read_start(&s->stream, on_sender_line, on_sender_event);
 }
 
@@ -526,17 +669,25 @@ void serve_on_relay(client_t *c, const char *args, size_t len) {
   for (o = c->offers; o != NULL; o = o->next)
     if (o->ready && now <= o->expires && chat_token_equal(o->token, args))
       break;
-  if (o == NULL)
-    return; /* unknown or lapsed: the relay times out for the requester */
+  if (o == NULL) {
+    /* Unknown, lapsed or claimed directly: say so, and the server fails
+     * the requester's relay leg at once instead of letting it wait. */
+    char line[128];
+    int n = snprintf(line, sizeof(line),
+                     "%cRELAY-SERVE-FAIL %.*s bad-token no such offer "
+                     "(expired or already used)",
+                     CHAT_CONTROL_CHAR, CHAT_TOKEN_LEN, args);
+    client_send_line(c, line, (size_t)n);
+    return;
+  }
   s = calloc(1, sizeof(*s));
   if (s == NULL)
     return;
   s->c = c;
   s->refs = 1;
-  s->deadline = now + CLIENT_HEADER_WAIT_MS;
+  s->deadline = now + c->cfg.header_s * 1000ull;
   memcpy(s->relay_token, args, CHAT_TOKEN_LEN);
   LIST_ADD(c->senders, s);
-  c->nsenders++;
   if (chat_connect(c->loop, &s->stream, c->cfg.host, c->cfg.port,
                    CHAT_XFER_HEADER_MAX, on_relay_connected) != 0) {
     s->done = 1;
@@ -555,9 +706,11 @@ int serve_start(client_t *c) {
   rc = chat_listen(c->loop, &c->files, c->cfg.file_port, 128,
                    on_file_connection);
   if (rc != 0) {
+    /* We announce FILEPORT 0, so requesters go through the server's relay
+     * (or hear from it that it does not relay). */
     fprintf(stderr,
-            "chat-client: cannot serve files on port %d: %s; requests for "
-            "your files will fail\n",
+            "chat-client: cannot listen on port %d (%s); others will get "
+            "your files through the server's relay\n",
             c->cfg.file_port, chat_strerror(rc));
     return rc;
   }

@@ -362,14 +362,12 @@ static void on_sender_closed(chat_stream_t *st) {
 
 /* Stops the transfer; reason NULL means quietly (we are exiting). */
 static void sender_abort(sender_t *s, const char *reason) {
-  char name[CHAT_SANITIZE_MAX(CHAT_FILENAME_MAX)];
 
   if (s->done)
     return;
   s->done = 1;
   if (reason != NULL && s->offer != NULL) {
-    chat_sanitize(s->offer->file, strlen(s->offer->file), name, sizeof(name));
-    client_printf(s->c, "sending %s to %s failed: %s", name,
+    client_printf(s->c, "sending %s to %s failed: %s", s->offer->file,
                   s->offer->requester, reason);
   }
   chat_stream_close(&s->stream, on_sender_closed);
@@ -408,14 +406,12 @@ static void on_chunk_read(uv_fs_t *req) {
 
 static void finish_send(sender_t *s) {
   unsigned char digest[SHA256_BYTES];
-  char name[CHAT_SANITIZE_MAX(CHAT_FILENAME_MAX)];
 
   sha256_final(s->sha, digest);
   chat_stream_write_copy(&s->stream, digest, sizeof(digest));
   s->done = 1;
   s->deadline = uv_now(s->c->loop) + s->c->cfg.stall_s * 1000ull;
-  chat_sanitize(s->offer->file, strlen(s->offer->file), name, sizeof(name));
-  client_printf(s->c, "sent %s to %s", name, s->offer->requester);
+  client_printf(s->c, "sent %s to %s", s->offer->file, s->offer->requester);
   chat_stream_end(&s->stream, on_sender_closed);
 }
 
@@ -487,7 +483,7 @@ static void sender_refuse(sender_t *s, const char *line) {
 
 static void on_sender_line(chat_stream_t *st, const char *line, size_t len) {
   sender_t *s = (sender_t *)st;
-  char token[CHAT_TOKEN_LEN + 1], hdr[48], name[CHAT_SANITIZE_MAX(64)];
+  char token[CHAT_TOKEN_LEN + 1], hdr[48];
   offer_t *o;
   int n;
 
@@ -521,10 +517,7 @@ static void on_sender_line(chat_stream_t *st, const char *line, size_t len) {
     sender_abort(s, "out of memory");
     return;
   }
-  chat_sanitize(s->offer->file,
-                strlen(s->offer->file) < 64 ? strlen(s->offer->file) : 64, name,
-                sizeof(name));
-  client_printf(s->c, "sending %s to %s", name, s->offer->requester);
+  client_printf(s->c, "sending %s to %s", s->offer->file, s->offer->requester);
   n = snprintf(hdr, sizeof(hdr), "OK %llu\n",
                (unsigned long long)s->offer->size);
   chat_stream_write_copy(&s->stream, hdr, (size_t)n);
@@ -708,10 +701,9 @@ int serve_start(client_t *c) {
   if (rc != 0) {
     /* We announce FILEPORT 0, so requesters go through the server's relay
      * (or hear from it that it does not relay). */
-    fprintf(stderr,
-            "chat-client: cannot listen on port %d (%s); others will get "
-            "your files through the server's relay\n",
-            c->cfg.file_port, chat_strerror(rc));
+    client_eprintf("chat-client: cannot listen on port %d (%s); others will "
+                   "get your files through the server's relay",
+                   c->cfg.file_port, chat_strerror(rc));
     return rc;
   }
   c->serving = 1;

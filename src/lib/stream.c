@@ -213,6 +213,8 @@ static void deliver_bytes(chat_stream_t *s, const char *data, size_t len) {
     return;
   }
   rc = chat_framer_feed_n(&s->framer, data, len, on_frame, s, &used);
+  if (rc == FRAME_RAW)
+    chat_framer_free(&s->framer); /* raw from now on: no partial line */
   if (rc == FRAME_RAW && used < len)
     s->on_data(s, data + used, len - used);
   else if (rc == FRAME_PAUSE && used < len)

@@ -168,6 +168,15 @@ void chat_stream_set_max_queue(chat_stream_t *s, size_t max_queue);
  * side down (TCP FIN), then closes and calls cb. Later writes fail. */
 void chat_stream_end(chat_stream_t *s, chat_close_cb cb);
 
+/* Half-close: writes everything queued, then shuts the write side down (TCP
+ * FIN) and keeps reading, so the peer sees the end of our bytes while its
+ * own still arrive. Later writes fail with CHAT_ECLOSED; a failed shutdown
+ * reaches the event callback like a read error. chat_stream_end() or
+ * chat_stream_close() still ends the stream. Returns 0 (also when called
+ * again), CHAT_ECLOSED after end/close, or UV_ENOTSUP for a TTY or FILE
+ * stream. */
+int chat_stream_shutdown(chat_stream_t *s);
+
 /* Immediate close: drops what is queued and closes; cb runs from the loop.
  * Safe to call more than once and after chat_stream_end(): the first
  * callback given wins. On a stream still inside chat_connect() it cancels

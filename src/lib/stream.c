@@ -18,15 +18,17 @@
 #define STREAM_FLUSH_SLICE 64 /* dirty streams written per loop iteration */
 
 enum {
-  F_READING = 1 << 0,  /* the owner wants lines */
-  F_ENDING = 1 << 1,   /* chat_stream_end(): flush, then shut down */
-  F_CLOSING = 1 << 2,  /* closing: no more I/O, waiting for callbacks */
-  F_EOF = 1 << 3,      /* the read side has finished */
-  F_SHUTDOWN = 1 << 4, /* shutdown requested */
-  F_INIT = 1 << 5,     /* the handle (or file helper) is initialised */
-  F_RAW = 1 << 6,      /* deliver raw bytes, not lines */
-  F_DIRTY = 1 << 7,    /* on the batch's dirty list */
-  F_BROKEN = 1 << 8    /* read bytes could not be kept: reading is over */
+  F_READING = 1 << 0,   /* the owner wants lines */
+  F_ENDING = 1 << 1,    /* chat_stream_end(): flush, then shut down */
+  F_CLOSING = 1 << 2,   /* closing: no more I/O, waiting for callbacks */
+  F_EOF = 1 << 3,       /* the read side has finished */
+  F_SHUTDOWN = 1 << 4,  /* shutdown requested */
+  F_INIT = 1 << 5,      /* the handle (or file helper) is initialised */
+  F_RAW = 1 << 6,       /* deliver raw bytes, not lines */
+  F_DIRTY = 1 << 7,     /* on the batch's dirty list */
+  F_BROKEN = 1 << 8,    /* read bytes could not be kept: reading is over */
+  F_WSHUT = 1 << 9,     /* chat_stream_shutdown(): flush, then half-close */
+  F_SHUT_DONE = 1 << 10 /* the write side is shut down (or failed to) */
 };
 
 #define FRAME_STOP 1  /* on_frame: the stream is closing */
@@ -227,6 +229,8 @@ static void deliver_bytes(chat_stream_t *s, const char *data, size_t len) {
     return;
   }
   rc = chat_framer_feed_n(&s->framer, data, len, on_frame, s, &used);
+  if (rc == FRAME_RAW)
+    chat_framer_free(&s->framer); /* raw from now on: no partial line */
   if (rc == FRAME_RAW && used < len)
     s->on_data(s, data + used, len - used);
   else if (rc == FRAME_PAUSE && used < len)
@@ -539,7 +543,7 @@ static void flush(chat_stream_t *s) {
   if (s->inflight > 0 || (s->flags & F_CLOSING))
     return;
   if (s->q_len == 0) {
-    if (s->flags & F_ENDING)
+    if (s->flags & (F_ENDING | F_WSHUT))
       do_shutdown(s);
     return;
   }
@@ -667,7 +671,7 @@ int chat_stream_write(chat_stream_t *s, chat_buf_t *b) {
   uv_buf_t ub;
   int n = 0, rc;
 
-  if (s->flags & (F_CLOSING | F_ENDING))
+  if (s->flags & (F_CLOSING | F_ENDING | F_WSHUT))
     return CHAT_ECLOSED;
   if (b->len == 0)
     return 0;
@@ -759,21 +763,55 @@ static void finish_close(chat_stream_t *s) {
   uv_close((uv_handle_t *)&f->closer, on_closer_closed);
 }
 
+/* The write side is shut down, or could not be: a graceful end closes now;
+ * after chat_stream_shutdown() the read side goes on, and a failure is
+ * reported like a read error. */
+static void shutdown_done(chat_stream_t *s, int status) {
+  s->flags |= F_SHUT_DONE;
+  if (s->flags & F_CLOSING)
+    return;
+  if (s->flags & F_ENDING) {
+    chat_stream_close(s, NULL);
+    return;
+  }
+  if (status < 0 && s->on_event != NULL)
+    s->on_event(s, status);
+}
+
 static void on_shutdown(uv_shutdown_t *req, int status) {
   chat_stream_t *s = container_of(req, chat_stream_t, shutdown_req);
 
-  chat_stream_close(s, NULL);
+  shutdown_done(s, status);
 }
 
 static void do_shutdown(chat_stream_t *s) {
-  if (s->flags & F_SHUTDOWN)
+  int rc = UV_ENOTSUP;
+
+  if (s->flags & F_SHUTDOWN) {
+    /* Half-closed before chat_stream_end(): nothing is left to shut. */
+    if ((s->flags & F_SHUT_DONE) && (s->flags & F_ENDING))
+      chat_stream_close(s, NULL);
     return;
+  }
   s->flags |= F_SHUTDOWN;
   if (s->kind == CHAT_STREAM_TCP || s->kind == CHAT_STREAM_PIPE) {
-    if (uv_shutdown(&s->shutdown_req, &s->h.stream, on_shutdown) == 0)
+    rc = uv_shutdown(&s->shutdown_req, &s->h.stream, on_shutdown);
+    if (rc == 0)
       return;
   }
-  chat_stream_close(s, NULL);
+  shutdown_done(s, rc);
+}
+
+int chat_stream_shutdown(chat_stream_t *s) {
+  if (s->flags & (F_CLOSING | F_ENDING))
+    return CHAT_ECLOSED;
+  if (s->kind != CHAT_STREAM_TCP && s->kind != CHAT_STREAM_PIPE)
+    return UV_ENOTSUP;
+  if (s->flags & F_WSHUT)
+    return 0;
+  s->flags |= F_WSHUT;
+  flush(s); /* shuts down at once when nothing is queued */
+  return 0;
 }
 
 void chat_stream_end(chat_stream_t *s, chat_close_cb cb) {

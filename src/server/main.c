@@ -32,10 +32,16 @@ static const char usage_text[] =
     "                       (default 30)\n"
     "  --no-relay           never relay file transfers through this server\n"
     "  --max-relays N       file relays at once (default 64)\n"
+    "  --max-relays-per-user N\n"
+    "                       relays one user takes part in, as requester or\n"
+    "                       owner, 0 = unlimited (default 4)\n"
+    "  --max-relays-per-ip N\n"
+    "                       relays one address takes part in, as requester\n"
+    "                       or owner, 0 = unlimited (default 8)\n"
     "  --relay-rate BYTES   bytes per second per relay, 0 = unlimited\n"
     "                       (default 0)\n"
     "  --relay-wait S       seconds a relay waits for the owner to connect\n"
-    "                       (default 10)\n"
+    "                       (default 5)\n"
     "  -h, --help           show this help and exit\n"
     "  -V, --version        show the version and exit\n";
 
@@ -101,6 +107,8 @@ static int parse_args(int argc, char **argv, server_config_t *cfg) {
       {"--max-line", 16, 16 * 1024 * 1024, &cfg->max_line},
       {"--sendq", 1024, (unsigned long long)1 << 40, &cfg->sendq},
       {"--max-clients", 1, 10000000, &cfg->max_clients},
+      {"--max-relays-per-user", 0, 100000, &cfg->max_relays_per_user},
+      {"--max-relays-per-ip", 0, 100000, &cfg->max_relays_per_ip},
       {"--max-relays", 1, 100000, &cfg->max_relays},
       {"--relay-rate", 0, (unsigned long long)1 << 40, &cfg->relay_rate},
       {"--relay-wait", 1, 3600, &relay_wait},

@@ -1,11 +1,12 @@
 /* The relay: file bytes piped through the server when the owner cannot
  * accept a connection.
  *
- * When the server arranges a transfer it keeps a *ticket* for the token (60
- * seconds). A requester that cannot reach the owner opens a new connection
- * to the chat port and sends "\x01RELAY <token> fetch"; that claims the
- * ticket (so a token relays once) and creates a relay. The server asks the
- * owner with "\x01RELAY-SERVE <token>"; the owner connects out and sends
+ * When the server arranges a transfer it keeps a *ticket* for the token (15
+ * seconds; at most RELAY_USER_TICKETS per requester). A requester that cannot
+ * reach the owner opens a new connection to the chat port and sends "\x01RELAY
+ * <token> fetch"; that claims the ticket (so a token relays once) and creates a
+ * relay. The server asks the owner with "\x01RELAY-SERVE <token>"; the owner
+ * connects out and sends
  * "\x01RELAY <token> serve"; the server pairs the two legs and copies bytes
  * each way. The file-connection protocol then runs end to end through the
  * pipe, unchanged, so size and SHA-256 are checked by the requester as on
@@ -15,6 +16,19 @@
  * write queue holds more than RELAY_BUDGET bytes, and resumes on drain.
  * A leg is a client_t, freed in its own close callback; the relay is freed
  * when its last leg detaches.
+ *
+ * Slots are shared fairly: from the moment its fetch leg is accepted until
+ * it is freed, a relay counts against --max-relays and, for both its
+ * requester and its owner, against --max-relays-per-user (by name) and
+ * --max-relays-per-ip (the fetch leg's address; the owner's chat address,
+ * or its serve leg's once that connected). An unpaired leg holds at most
+ * RELAY_EARLY_MAX bytes and lives --relay-wait seconds, so hoarding slots
+ * costs an attacker as much as it costs the server.
+ *
+ * Ends travel as half-closes: the requester's EOF shuts the owner leg's
+ * write side down (after what is queued), and the owner still answers;
+ * the owner's EOF ends the requester leg once it has everything. Only an
+ * error, a reset or the idle limit closes both at once.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,9 +39,11 @@
 
 #define RELAY_BUDGET (256 * 1024) /* queued per direction before pausing */
 #define RELAY_EARLY_MAX 1024      /* bytes a leg may send before pairing */
-#define RELAY_TICKET_MS 60000     /* a token relays within this time */
+#define RELAY_TICKET_MS 15000     /* a token relays within this time */
 #define RELAY_TICK_MS 100         /* rate refills and deadline checks */
-#define RELAY_MAX_TICKETS 4096    /* oldest tickets go first beyond this */
+#define RELAY_MAX_TICKETS 4096    /* tickets kept in all (see make_room()) */
+#define RELAY_USER_TICKETS 16     /* tickets kept per requester */
+#define RELAY_REASON_MAX 200      /* bytes of an owner's reason passed on */
 #define RELAY_IDLE_MS 60000       /* a paired relay moving nothing ends */
 #define LEG_FETCH 0
 #define LEG_SERVE 1
@@ -35,9 +51,11 @@
 struct ticket_s {
   ticket_t *next;
   client_t *owner; /* NULL once the owner left */
+  client_t *req;   /* the requester, NULL once it left */
   uint64_t expires;
   char token[CHAT_TOKEN_LEN + 1];
   char requester[CHAT_NAME_MAX + 1];
+  char owner_ip[48]; /* the owner's chat address when it said SERVE-OK */
   char file[];
 };
 
@@ -52,26 +70,99 @@ struct relay_s {
   int64_t allowance; /* bytes the rate limit still allows now */
   unsigned paired : 1;
   unsigned paused[2]; /* leg i stopped reading */
+  unsigned eof[2];    /* leg i finished sending (read EOF) */
   char *early[2];     /* bytes a leg sent before pairing */
   size_t early_len[2];
+  client_t *owner_c; /* the owner's chat connection, NULL once it left */
   char token[CHAT_TOKEN_LEN + 1];
   char owner[CHAT_NAME_MAX + 1];
   char requester[CHAT_NAME_MAX + 1];
+  char req_ip[48];   /* the fetch leg's address */
+  char owner_ip[48]; /* the owner's chat address, then its serve leg's */
   char *file;
 };
 
 static void on_relay_tick(uv_timer_t *t);
 
-void relay_init(server_t *srv) {
-  uv_timer_init(srv->loop, &srv->relay_tick);
+int relay_init(server_t *srv) {
+  int rc;
+
+  if ((rc = uv_timer_init(srv->loop, &srv->relay_tick)) != 0)
+    return rc;
   srv->relay_tick.data = srv;
-  uv_timer_start(&srv->relay_tick, on_relay_tick, RELAY_TICK_MS, RELAY_TICK_MS);
   uv_unref((uv_handle_t *)&srv->relay_tick);
+  rc = uv_timer_start(&srv->relay_tick, on_relay_tick, RELAY_TICK_MS,
+                      RELAY_TICK_MS);
+  if (rc != 0)
+    uv_close((uv_handle_t *)&srv->relay_tick, NULL);
+  return rc;
 }
 
 /* ---- tickets ------------------------------------------------------------- */
 
-void relay_ticket(server_t *srv, client_t *owner, const char *requester,
+/* Unlinks t (found after prev, NULL for the head) and returns it. */
+static ticket_t *ticket_unlink(server_t *srv, ticket_t *prev, ticket_t *t) {
+  if (prev != NULL)
+    prev->next = t->next;
+  else
+    srv->tickets = t->next;
+  if (srv->tickets_tail == t)
+    srv->tickets_tail = prev;
+  if (t->req != NULL)
+    t->req->ntickets--;
+  srv->ntickets--;
+  return t;
+}
+
+static void ticket_drop(server_t *srv, ticket_t *prev, ticket_t *t) {
+  free(ticket_unlink(srv, prev, t));
+}
+
+/* Makes room for one more ticket of req. A requester holding
+ * RELAY_USER_TICKETS loses its own oldest. When all RELAY_MAX_TICKETS are
+ * taken, the oldest ticket of a requester that left goes, else the oldest
+ * of the requester holding the most (req itself on a tie), else the oldest
+ * of all: a flood of requests costs the flooder its tickets, never
+ * someone else with fewer. */
+static void make_room(server_t *srv, client_t *req) {
+  ticket_t *t, *prev, *victim = NULL, *vprev = NULL, *mine = NULL;
+  ticket_t *mprev = NULL;
+  unsigned most = 0;
+
+  if (req->ntickets >= RELAY_USER_TICKETS) {
+    for (prev = NULL, t = srv->tickets; t != NULL; prev = t, t = t->next)
+      if (t->req == req) {
+        ticket_drop(srv, prev, t);
+        return;
+      }
+  }
+  if (srv->ntickets < RELAY_MAX_TICKETS || srv->tickets == NULL)
+    return;
+  for (prev = NULL, t = srv->tickets; t != NULL; prev = t, t = t->next) {
+    if (t->req == NULL) {
+      ticket_drop(srv, prev, t); /* its requester left: the least loss */
+      return;
+    }
+    if (t->req == req && mine == NULL) {
+      mine = t;
+      mprev = prev;
+    }
+    if (t->req->ntickets > most) {
+      /* The first ticket seen of a requester is its oldest. */
+      most = t->req->ntickets;
+      victim = t;
+      vprev = prev;
+    }
+  }
+  if (mine != NULL && req->ntickets >= most)
+    ticket_drop(srv, mprev, mine);
+  else if (victim != NULL)
+    ticket_drop(srv, vprev, victim);
+  else
+    ticket_drop(srv, NULL, srv->tickets);
+}
+
+void relay_ticket(server_t *srv, client_t *owner, client_t *req,
                   const char *token, const char *file) {
   size_t n = strlen(file);
   ticket_t *t;
@@ -81,20 +172,15 @@ void relay_ticket(server_t *srv, client_t *owner, const char *requester,
   t = malloc(sizeof(*t) + n + 1);
   if (t == NULL)
     return; /* no relay for this one: direct still works */
+  make_room(srv, req);
   t->next = NULL;
   t->owner = owner;
+  t->req = req;
   t->expires = uv_now(srv->loop) + RELAY_TICKET_MS;
   memcpy(t->token, token, sizeof(t->token));
-  snprintf(t->requester, sizeof(t->requester), "%s", requester);
+  snprintf(t->requester, sizeof(t->requester), "%s", req->name);
+  snprintf(t->owner_ip, sizeof(t->owner_ip), "%s", owner->ip);
   memcpy(t->file, file, n + 1);
-  if (srv->ntickets >= RELAY_MAX_TICKETS) {
-    ticket_t *old = srv->tickets; /* bounded: drop the oldest */
-    srv->tickets = old->next;
-    if (srv->tickets_tail == old)
-      srv->tickets_tail = NULL;
-    free(old);
-    srv->ntickets--;
-  }
   /* Appended: the list stays in expiry order. */
   if (srv->tickets_tail != NULL)
     srv->tickets_tail->next = t;
@@ -102,23 +188,65 @@ void relay_ticket(server_t *srv, client_t *owner, const char *requester,
     srv->tickets = t;
   srv->tickets_tail = t;
   srv->ntickets++;
+  req->ntickets++;
 }
 
-static ticket_t *take_ticket(server_t *srv, const char *token) {
-  ticket_t **pp, *t;
+/* The ticket for token, and the one before it in *prevp. */
+static ticket_t *find_ticket(server_t *srv, const char *token,
+                             ticket_t **prevp) {
+  ticket_t *t, *prev = NULL;
 
-  ticket_t *prev = NULL;
-
-  for (pp = &srv->tickets; (t = *pp) != NULL; prev = t, pp = &t->next) {
+  for (t = srv->tickets; t != NULL; prev = t, t = t->next)
     if (chat_token_equal(t->token, token)) {
-      *pp = t->next;
-      if (srv->tickets_tail == t)
-        srv->tickets_tail = prev;
-      srv->ntickets--;
+      *prevp = prev;
       return t;
     }
-  }
   return NULL;
+}
+
+/* ---- limits -------------------------------------------------------------- */
+
+/* Relays (paired or not) that the user name is part of, either side. */
+static size_t relays_of_user(server_t *srv, const char *name) {
+  size_t n = 0, len = strlen(name);
+
+  for (relay_t *r = srv->relays; r != NULL; r = r->next)
+    if (chat_name_equal(r->requester, strlen(r->requester), name, len) ||
+        chat_name_equal(r->owner, strlen(r->owner), name, len))
+      n++;
+  return n;
+}
+
+/* Relays that the address is part of, either side (once per relay). */
+static size_t relays_of_ip(server_t *srv, const char *ip) {
+  size_t n = 0;
+
+  if (ip[0] == '\0')
+    return 0; /* unknown: not counted */
+  for (relay_t *r = srv->relays; r != NULL; r = r->next)
+    if (strcmp(r->req_ip, ip) == 0 || strcmp(r->owner_ip, ip) == 0)
+      n++;
+  return n;
+}
+
+/* Whether a relay of t for a fetch leg from ip would exceed a limit of
+ * its requester's or its owner's; if so, why, in why. */
+static int over_limit(server_t *srv, const ticket_t *t, const char *ip,
+                      char *why, size_t cap) {
+  size_t user = srv->cfg.max_relays_per_user, addr = srv->cfg.max_relays_per_ip;
+
+  if (user > 0 && relays_of_user(srv, t->requester) >= user)
+    snprintf(why, cap, "you have %zu relays running", user);
+  else if (user > 0 && relays_of_user(srv, t->owner->name) >= user)
+    snprintf(why, cap, "%s has %zu relays running", t->owner->name, user);
+  else if (addr > 0 && relays_of_ip(srv, ip) >= addr)
+    snprintf(why, cap, "too many relays from your address");
+  else if (addr > 0 && strcmp(t->owner_ip, ip) != 0 &&
+           relays_of_ip(srv, t->owner_ip) >= addr)
+    snprintf(why, cap, "too many relays from %s's address", t->owner->name);
+  else
+    return 0;
+  return 1;
 }
 
 /* ---- legs ---------------------------------------------------------------- */
@@ -167,9 +295,16 @@ static void on_leg_data(chat_stream_t *s, const char *data, size_t len) {
     pipe_bytes(r, i, data, len);
     return;
   }
-  if (r->early_len[i] + len > RELAY_EARLY_MAX ||
-      (p = realloc(r->early[i], r->early_len[i] + len)) == NULL) {
-    client_close(c, "relay: too much data before the partner arrived");
+  if (r->early_len[i] + len > RELAY_EARLY_MAX) {
+    char why[96];
+    snprintf(why, sizeof(why),
+             "a relay leg may send at most %d bytes before it is paired",
+             RELAY_EARLY_MAX);
+    relay_fail_leg(c, "too-much-data", why);
+    return;
+  }
+  if ((p = realloc(r->early[i], r->early_len[i] + len)) == NULL) {
+    client_close(c, "relay: out of memory");
     return;
   }
   memcpy(p + r->early_len[i], data, len);
@@ -200,11 +335,12 @@ static void on_leg_drain(chat_stream_t *s) {
 }
 
 static void pair(relay_t *r) {
+  char q[LOG_QUOTE_MAX(CHAT_FILENAME_MAX)];
   r->paired = 1;
   r->started = r->active = uv_now(r->srv->loop);
   r->allowance = (int64_t)(r->srv->cfg.relay_rate / (1000 / RELAY_TICK_MS));
-  log_msg("relay of \"%s\" from %s to %s started", r->file, r->owner,
-          r->requester);
+  log_msg("relay of %s from %s to %s started", log_quote(q, sizeof(q), r->file),
+          r->owner, r->requester);
   for (int i = 0; i < 2; i++) {
     chat_stream_set_drain_cb(&r->legs[i]->stream, on_leg_drain);
     chat_stream_set_max_queue(&r->legs[i]->stream, 0); /* paused instead */
@@ -216,6 +352,12 @@ static void pair(relay_t *r) {
     r->early[i] = NULL;
     r->early_len[i] = 0;
   }
+  /* The requester half-closed while it waited: the owner sees the end
+   * right after the header. */
+  if (r->eof[LEG_FETCH] && r->legs[LEG_SERVE] != NULL &&
+      !chat_stream_is_closing(&r->legs[LEG_SERVE]->stream) &&
+      chat_stream_shutdown(&r->legs[LEG_SERVE]->stream) != 0)
+    client_close(r->legs[LEG_SERVE], "relay: cannot pass the end on");
 }
 
 static void leg_attach(relay_t *r, client_t *c, int i) {
@@ -227,41 +369,58 @@ static void leg_attach(relay_t *r, client_t *c, int i) {
   chat_stream_read_raw(&c->stream, on_leg_data);
 }
 
-/* A fetch leg claims its ticket and asks the owner to connect out. */
+/* A fetch leg claims its ticket and asks the owner to connect out. A leg
+ * refused for a limit leaves the ticket in place: the token stays good. */
 static void relay_fetch(client_t *c, const char *token) {
   server_t *srv = c->srv;
-  ticket_t *t;
+  ticket_t *t, *prev = NULL;
   relay_t *r;
+  char why[128];
+  char q[LOG_QUOTE_MAX(CHAT_FILENAME_MAX)];
 
   if (srv->nrelays >= srv->cfg.max_relays) {
-    /* Refused before the ticket is taken: the token stays good. */
-    relay_fail_leg(c, "busy", "too many relays; try again later");
+    snprintf(why, sizeof(why), "the server runs %zu relays already",
+             srv->cfg.max_relays);
+    relay_fail_leg(c, "busy", why);
     return;
   }
-  t = take_ticket(srv, token);
-
+  t = find_ticket(srv, token, &prev);
   if (t == NULL || uv_now(srv->loop) > t->expires) {
-    free(t);
+    if (t != NULL)
+      ticket_drop(srv, prev, t);
     relay_fail_leg(c, "bad-token", "unknown, expired or used token");
     return;
   }
-  r = t->owner != NULL ? calloc(1, sizeof(*r)) : NULL;
+  if (t->owner == NULL) {
+    ticket_drop(srv, prev, t);
+    relay_fail_leg(c, "owner-left", "the owner left the chat");
+    return;
+  }
+  if (over_limit(srv, t, c->ip, why, sizeof(why))) {
+    log_msg("relay of %s from %s to %s refused: %s",
+            log_quote(q, sizeof(q), t->file), t->owner->name, t->requester,
+            why);
+    relay_fail_leg(c, "busy", why);
+    return;
+  }
+  r = calloc(1, sizeof(*r));
   if (r != NULL && (r->file = strdup(t->file)) == NULL) {
     free(r);
     r = NULL;
   }
   if (r == NULL) {
-    relay_fail_leg(c, t->owner == NULL ? "owner-left" : "busy",
-                   t->owner == NULL ? "the owner left the chat"
-                                    : "the server is out of memory");
-    free(t);
+    relay_fail_leg(c, "busy", "the server is out of memory");
     return;
   }
+  ticket_unlink(srv, prev, t);
   r->srv = srv;
   r->deadline = uv_now(srv->loop) + srv->cfg.relay_wait_s * 1000ull;
+  r->owner_c = t->owner;
   memcpy(r->token, token, sizeof(r->token));
   snprintf(r->owner, sizeof(r->owner), "%s", t->owner->name);
   snprintf(r->requester, sizeof(r->requester), "%s", t->requester);
+  snprintf(r->req_ip, sizeof(r->req_ip), "%s", c->ip);
+  snprintf(r->owner_ip, sizeof(r->owner_ip), "%s", t->owner_ip);
   r->next = srv->relays;
   if (srv->relays != NULL)
     srv->relays->prev = r;
@@ -283,6 +442,8 @@ static void relay_serve(client_t *c, const char *token) {
     relay_fail_leg(c, "bad-token", "no relay is waiting for that token");
     return;
   }
+  if (c->ip[0] != '\0')
+    snprintf(r->owner_ip, sizeof(r->owner_ip), "%s", c->ip);
   leg_attach(r, c, LEG_SERVE);
   pair(r);
 }
@@ -310,28 +471,70 @@ int relay_leg(client_t *c, const char *args, size_t len) {
   return 0;
 }
 
-/* A leg finished sending (EOF): pass the end on once the partner has
- * written everything. */
+/* A leg finished sending (EOF). The requester's end reaches the owner as
+ * a half-close, and the owner still answers; the owner's end finishes the
+ * relay once the requester has everything. Before pairing the end is only
+ * remembered (pair() passes it on); --relay-wait still bounds the leg. */
 void relay_leg_eof(client_t *c) {
   relay_t *r = c->relay;
   client_t *to = r != NULL ? r->legs[1 - c->leg] : NULL;
 
-  if (r != NULL && r->paired && to != NULL &&
-      !chat_stream_is_closing(&to->stream))
-    client_end(to);
+  if (r == NULL) {
+    client_close(c, "closed by peer");
+    return;
+  }
+  r->eof[c->leg] = 1;
+  if (!r->paired)
+    return;
+  if (to == NULL || chat_stream_is_closing(&to->stream)) {
+    client_close(c, "closed by peer");
+    return;
+  }
+  if (c->leg == LEG_FETCH) {
+    if (chat_stream_shutdown(&to->stream) != 0)
+      client_close(c, "relay: cannot pass the end on");
+    return;
+  }
+  client_end(to); /* the requester gets the rest, then the end */
+  client_close(c, "closed by peer");
+}
+
+/* The owner no longer holds the offer: the requester hears it now rather
+ * than after --relay-wait, and the slot is free again. */
+void relay_serve_failed(client_t *c, const char *token, const char *text,
+                        size_t text_len) {
+  char safe[CHAT_SANITIZE_MAX(RELAY_REASON_MAX)];
+  char why[sizeof(safe) + 64];
+  char q[LOG_QUOTE_MAX(CHAT_FILENAME_MAX)];
+  relay_t *r;
+
+  for (r = c->srv->relays; r != NULL; r = r->next)
+    if (!r->paired && r->owner_c == c && r->legs[LEG_FETCH] != NULL &&
+        chat_token_equal(r->token, token))
+      break;
+  if (r == NULL || chat_stream_is_closing(&r->legs[LEG_FETCH]->stream))
+    return; /* not this owner's relay, or over already: nothing to say */
+  chat_sanitize(text, text_len < RELAY_REASON_MAX ? text_len : RELAY_REASON_MAX,
+                safe, sizeof(safe));
+  log_msg("relay of %s from %s to %s: the owner no longer holds it",
+          log_quote(q, sizeof(q), r->file), r->owner, r->requester);
+  snprintf(why, sizeof(why), "the owner no longer holds this transfer (%s)",
+           safe);
+  relay_fail_leg(r->legs[LEG_FETCH], "bad-token", why);
 }
 
 static void relay_free(relay_t *r) {
   server_t *srv = r->srv;
   double secs = r->paired ? (uv_now(srv->loop) - r->started) / 1000.0 : 0;
+  char q[LOG_QUOTE_MAX(CHAT_FILENAME_MAX)];
 
   if (r->paired)
-    log_msg("relay of \"%s\" from %s to %s ended: %llu bytes in %.2f s",
-            r->file, r->owner, r->requester,
+    log_msg("relay of %s from %s to %s ended: %llu bytes in %.2f s",
+            log_quote(q, sizeof(q), r->file), r->owner, r->requester,
             (unsigned long long)r->bytes[LEG_SERVE], secs);
   else
-    log_msg("relay of \"%s\" from %s to %s never paired", r->file, r->owner,
-            r->requester);
+    log_msg("relay of %s from %s to %s never paired",
+            log_quote(q, sizeof(q), r->file), r->owner, r->requester);
   if (r->prev != NULL)
     r->prev->next = r->next;
   else
@@ -375,13 +578,8 @@ static void on_relay_tick(uv_timer_t *tm) {
   ticket_t *t;
   relay_t *r, *next;
 
-  while ((t = srv->tickets) != NULL && t->expires < now) {
-    srv->tickets = t->next;
-    if (srv->tickets_tail == t)
-      srv->tickets_tail = NULL;
-    srv->ntickets--;
-    free(t);
-  }
+  while ((t = srv->tickets) != NULL && t->expires < now)
+    ticket_drop(srv, NULL, t);
   for (r = srv->relays; r != NULL; r = next) {
     next = r->next;
     if (!r->paired && now > r->deadline && r->legs[LEG_FETCH] != NULL &&
@@ -392,13 +590,18 @@ static void on_relay_tick(uv_timer_t *tm) {
     }
     if (r->paired && now - r->active > RELAY_IDLE_MS) {
       /* A side that stopped reading holds its partner paused forever:
-       * free the slot. Closing one leg closes the other. */
-      for (int i = 0; i < 2; i++)
-        if (r->legs[i] != NULL &&
-            !chat_stream_is_closing(&r->legs[i]->stream)) {
-          client_close(r->legs[i], "relay idle for 60 s");
+       * free the slot. Closing one leg closes the other; a leg that is
+       * ending but cannot flush is closed as it is. */
+      for (int i = 0; i < 2; i++) {
+        client_t *l = r->legs[i];
+        if (l == NULL)
+          continue;
+        if (!chat_stream_is_closing(&l->stream)) {
+          client_close(l, "relay idle for 60 s");
           break;
         }
+        chat_stream_close(&l->stream, NULL);
+      }
       continue;
     }
     if (r->paired && srv->cfg.relay_rate > 0) {
@@ -411,20 +614,21 @@ static void on_relay_tick(uv_timer_t *tm) {
   }
 }
 
-void relay_forget_owner(client_t *owner) {
-  for (ticket_t *t = owner->srv->tickets; t != NULL; t = t->next)
-    if (t->owner == owner)
+void relay_forget(client_t *c) {
+  for (ticket_t *t = c->srv->tickets; t != NULL; t = t->next) {
+    if (t->owner == c)
       t->owner = NULL;
+    if (t->req == c)
+      t->req = NULL;
+  }
+  c->ntickets = 0;
+  for (relay_t *r = c->srv->relays; r != NULL; r = r->next)
+    if (r->owner_c == c)
+      r->owner_c = NULL;
 }
 
 void relay_stop(server_t *srv) {
-  ticket_t *t;
-
-  while ((t = srv->tickets) != NULL) {
-    srv->tickets = t->next;
-    free(t);
-  }
-  srv->tickets_tail = NULL;
-  srv->ntickets = 0;
+  while (srv->tickets != NULL)
+    ticket_drop(srv, NULL, srv->tickets);
   uv_close((uv_handle_t *)&srv->relay_tick, NULL);
 }

@@ -42,6 +42,8 @@ void server_config_init(server_config_t *cfg) {
   cfg->relay = 1;
   cfg->max_relays = SERVER_DEFAULT_MAX_RELAYS;
   cfg->relay_wait_s = SERVER_DEFAULT_RELAY_WAIT_S;
+  cfg->max_relays_per_user = SERVER_DEFAULT_MAX_RELAYS_PER_USER;
+  cfg->max_relays_per_ip = SERVER_DEFAULT_MAX_RELAYS_PER_IP;
   cfg->rate = SERVER_DEFAULT_RATE;
   cfg->burst = SERVER_DEFAULT_BURST;
   cfg->max_per_ip = SERVER_DEFAULT_MAX_PER_IP;
@@ -206,8 +208,10 @@ static void on_client_event(chat_stream_t *s, int status) {
                                       c->srv->cfg.max_line));
     return;
   }
-  if (c->is_leg && status == UV_EOF)
-    relay_leg_eof(c); /* pass the end on after the partner flushed */
+  if (c->is_leg && status == UV_EOF) {
+    relay_leg_eof(c); /* a half-close: the relay decides what it ends */
+    return;
+  }
   client_close(c, status == UV_EOF ? "closed by peer" : chat_strerror(status));
 }
 
@@ -570,7 +574,8 @@ int server_start(server_t *srv, uv_loop_t *loop, const server_config_t *cfg) {
   if ((rc = xfer_init(srv)) != 0)
     return start_failed(srv, "cannot set up file transfers", rc);
   srv->opened |= OPEN_XFER;
-  relay_init(srv);
+  if ((rc = relay_init(srv)) != 0)
+    return start_failed(srv, "cannot set up the relay", rc);
   srv->opened |= OPEN_RELAY;
   if ((rc = limits_init(srv)) != 0)
     return start_failed(srv, "cannot set up the limits", rc);

@@ -19,20 +19,24 @@
 #define SERVER_DEFAULT_BURST 100
 #define SERVER_DEFAULT_MAX_PER_IP 100
 #define SERVER_DEFAULT_REGISTER_S 30
-#define SERVER_DEFAULT_RELAY_WAIT_S 10
+#define SERVER_DEFAULT_RELAY_WAIT_S 5
+#define SERVER_DEFAULT_MAX_RELAYS_PER_USER 4
+#define SERVER_DEFAULT_MAX_RELAYS_PER_IP 8
 
 typedef struct {
-  int port;              /* TCP port, 0 = any free port */
-  size_t max_line;       /* longest accepted line, bytes */
-  size_t sendq;          /* unsent output allowed per client, bytes */
-  size_t max_clients;    /* connections accepted at once */
-  int relay;             /* relay file transfers (--no-relay clears it) */
-  size_t max_relays;     /* relays at once */
-  size_t relay_rate;     /* bytes per second per relay, 0 = unlimited */
-  unsigned relay_wait_s; /* seconds a relay waits for the owner's leg */
-  size_t rate;           /* lines a second per client, 0 = no flood control */
-  size_t burst;          /* lines at once before rate applies */
-  size_t max_per_ip;     /* connections per address, 0 = unlimited */
+  int port;                   /* TCP port, 0 = any free port */
+  size_t max_line;            /* longest accepted line, bytes */
+  size_t sendq;               /* unsent output allowed per client, bytes */
+  size_t max_clients;         /* connections accepted at once */
+  int relay;                  /* relay file transfers (--no-relay clears it) */
+  size_t max_relays;          /* relays at once */
+  size_t max_relays_per_user; /* relays a user is part of, 0 = unlimited */
+  size_t max_relays_per_ip;   /* relays an address is part of, 0 = unlimited */
+  size_t relay_rate;          /* bytes per second per relay, 0 = unlimited */
+  unsigned relay_wait_s;      /* seconds a relay waits for the owner's leg */
+  size_t rate;       /* lines a second per client, 0 = no flood control */
+  size_t burst;      /* lines at once before rate applies */
+  size_t max_per_ip; /* connections per address, 0 = unlimited */
   unsigned register_timeout_s; /* seconds to send a name */
 } server_config_t;
 
@@ -96,6 +100,7 @@ struct client_s {
   client_t *lnext, *lprev;  /* srv->linger_head, while lingering */
   int file_port;            /* announced with FILEPORT; -1 = never */
   unsigned pending_gets;    /* its GETs awaiting an owner's answer */
+  unsigned ntickets;        /* relay tickets it holds as the requester */
   char peer[PEER_NAME_MAX]; /* "address:port", for logs */
   char ip[48];              /* bare address, where its files are fetched */
   char name[CHAT_NAME_MAX + 1];
@@ -148,15 +153,23 @@ void limits_registered(client_t *c);
 void limits_forget(client_t *c);
 
 /* relay.c: piping file bytes when the owner cannot accept connections. */
-void relay_init(server_t *srv);
+/* Starts the relay's ticker; 0, or a libuv error with nothing left open. */
+int relay_init(server_t *srv);
 /* Remembers an arranged transfer's token so it may relay for a while. */
-void relay_ticket(server_t *srv, client_t *owner, const char *requester,
+void relay_ticket(server_t *srv, client_t *owner, client_t *requester,
                   const char *token, const char *file);
 /* First line "\x01RELAY <token> fetch|serve" of a new connection. */
 int relay_leg(client_t *c, const char *args, size_t len);
+/* A leg read EOF: passed on, remembered, or the end of the relay. */
 void relay_leg_eof(client_t *c);
 void relay_leg_closed(client_t *c);
-void relay_forget_owner(client_t *owner);
+/* The owner c no longer holds the offer for token (RELAY-SERVE-FAIL): a
+ * fetch leg waiting for c under that token is told and closed; anything
+ * else is ignored. text is the owner's, neutralised here. */
+void relay_serve_failed(client_t *c, const char *token, const char *text,
+                        size_t text_len);
+/* c is leaving the chat: its tickets and relays forget it. */
+void relay_forget(client_t *c);
 void relay_stop(server_t *srv);
 
 /* xfer.c: arranging file transfers between clients. */

@@ -97,7 +97,7 @@ void xfer_forget(client_t *c) {
   server_t *srv = c->srv;
   pending_t *p, *prev = NULL, *next;
 
-  relay_forget_owner(c);
+  relay_forget(c);
   for (p = srv->pending; p != NULL; p = next) {
     next = p->next;
     if (p->owner == c || p->requester == c) {
@@ -232,7 +232,7 @@ static int do_serve_ok(client_t *c, const char *args, size_t len) {
   log_msg("transfer of %s from %s to %s arranged (%s)",
           log_quote(q, sizeof(q), p->file), c->name, p->requester->name,
           c->file_port > 0 ? "direct" : "relay only");
-  relay_ticket(c->srv, c, p->requester->name, p->token, p->file);
+  relay_ticket(c->srv, c, p->requester, p->token, p->file);
   /* Port 0 tells the requester to go straight to the relay. */
   client_send_own(p->requester,
                   chat_format_control(
@@ -277,6 +277,23 @@ static int do_serve_fail(client_t *c, const char *args, size_t len) {
   return 0;
 }
 
+/* RELAY-SERVE-FAIL <token> <code> <text>: the owner cannot serve a relay
+ * it was asked for. The code is checked but the requester is always told
+ * bad-token: the transfer is over whatever the reason. */
+static int do_relay_serve_fail(client_t *c, const char *args, size_t len) {
+  const char *f[3];
+  size_t fl[3];
+  char token[CHAT_TOKEN_LEN + 1];
+
+  if (chat_args_split(args, len, 3, 1, f, fl) != 3 ||
+      chat_token_check(f[0], fl[0]) != 0 || !is_code(f[1], fl[1]))
+    return CHAT_EPROTO;
+  memcpy(token, f[0], CHAT_TOKEN_LEN);
+  token[CHAT_TOKEN_LEN] = '\0';
+  relay_serve_failed(c, token, f[2], fl[2]);
+  return 0;
+}
+
 int xfer_control(client_t *c, const chat_line_t *cmd) {
   static const struct {
     const char *verb;
@@ -286,6 +303,7 @@ int xfer_control(client_t *c, const chat_line_t *cmd) {
       {"GET", do_get},
       {"SERVE-OK", do_serve_ok},
       {"SERVE-FAIL", do_serve_fail},
+      {"RELAY-SERVE-FAIL", do_relay_serve_fail},
   };
 
   for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)

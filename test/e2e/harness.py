@@ -23,6 +23,7 @@ in parallel.
 import errno
 import os
 import pty
+import random
 import re
 import select
 import shlex
@@ -133,8 +134,26 @@ def unused_port():
 
 
 def free_port():
-    """A port that was free a moment ago (for the client's -l option, which
-    this version does not listen on)."""
+    """A port that was free a moment ago (for a client's -l option). It is
+    drawn below the kernel's ephemeral range: a port the kernel handed out
+    for a moment would soon be handed out again as the source port of some
+    test's outgoing connection, and the client's listen would fail."""
+    low = 32768
+    try:
+        with open('/proc/sys/net/ipv4/ip_local_port_range') as f:
+            low = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        pass
+    for _ in range(200):
+        port = random.randrange(max(1024, low // 3), low)
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            s.bind(('', port))
+            return port
+        except OSError:
+            continue
+        finally:
+            s.close()
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
         s.bind(('', 0))

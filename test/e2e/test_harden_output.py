@@ -34,8 +34,13 @@ BOM = '\ufeff'
 BOM_SHOWN = '\\ufeff'
 
 # Bytes that must never reach the requester's terminal raw.
+# Also the soft hyphen, the Arabic letter mark, the line and paragraph
+# separators, the word joiner and the invisible operators.
+MORE_DECEPTIVE = ['\u00ad', '\u061c', '\u2028', '\u2029', '\u2060', '\u2061',
+                  '\u2062', '\u2063', '\u2064']
 RAW_FORBIDDEN = [b'\x1b', b'\x07', b'\xc2\x9b', '\u202e'.encode(),
-                 ZWSP.encode(), BOM.encode()]
+                 ZWSP.encode(), BOM.encode()] + [
+                     c.encode() for c in MORE_DECEPTIVE]
 
 TOKEN = '0123456789abcdef0123456789abcdef'
 
@@ -179,7 +184,7 @@ class DeceptiveNameTest(OutputTestCase):
     like control characters, by the requester, the server and the owner."""
 
     NAMES = ['invoice\u202etxt.exe', 'a\u200bb.txt', '\ufeffnotes.txt',
-             'x\u2066y', 'z\u200f']
+             'x\u2066y', 'z\u200f'] + ['n%sme.txt' % c for c in MORE_DECEPTIVE]
 
     def test_requester_refuses_deceptive_names_without_asking(self):
         server = self.start_server()

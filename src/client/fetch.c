@@ -689,6 +689,8 @@ void fetch_request(client_t *c, const char *owner, size_t owner_len,
   f->refs = 1;
   f->state = ST_OPENING;
   memcpy(f->file, file, file_len);
+  if (chat_name_equal(owner, owner_len, c->name, strlen(c->name)))
+    owner = c->name; /* ourselves, in our own case: "from bob", not "BOB" */
   snprintf(f->owner, sizeof(f->owner), "%.*s",
            (int)(owner_len < CHAT_NAME_MAX ? owner_len : CHAT_NAME_MAX), owner);
   LIST_ADD(c->fetches, f);

@@ -87,6 +87,7 @@ typedef struct {
   int waiting;      /* input held until the server answers our name */
   int send_blocked; /* stdin paused: too much unsent to the server */
   int input_eof;    /* stdin has ended */
+  int input_failed; /* ... with an error, not at its end */
   int exiting;
   int open_streams; /* streams not yet closed */
 } client_t;

@@ -22,9 +22,10 @@ int chat__socket_error(uv_stream_t *stream);
 int chat__text_deceptive(const char *text, size_t len);
 
 /* stream.c: allocates the bytes a paused stream holds; malloc. A test
- * hook, compiled into every build: test/unit/test_stream.c points it at an
- * allocator that fails, to check that the stream then breaks loudly
- * instead of dropping bytes. Nothing else may set it. */
+ * hook, compiled into every build: test/unit/test_stream.c and
+ * test_client_input.c point it at an allocator that fails, to check that
+ * the stream then breaks loudly instead of dropping bytes, and that the
+ * client says so. Nothing else may set it. */
 extern void *(*chat__hold_alloc)(size_t len);
 
 #endif /* CHAT_LIB_INTERNAL_H */

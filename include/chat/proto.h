@@ -43,8 +43,9 @@ int chat_text_check(const char *text, size_t len);
 
 /* Makes untrusted text safe to print on a terminal: C0 controls and DEL
  * become caret notation ("^[" for ESC), C1 controls, bidirectional
- * overrides and isolates (U+202A-U+202E, U+2066-U+2069) and invisible
- * characters (U+200B-U+200F, U+FEFF) become "\u009b"-style escapes, invalid
+ * controls (U+061C, U+202A-U+202E, U+2066-U+2069), invisible characters
+ * (U+00AD, U+200B-U+200F, U+2060-U+2064, U+FEFF) and the line and
+ * paragraph separators (U+2028, U+2029) become "\u009b"-style escapes, invalid
  * UTF-8 bytes become "\xff"-style escapes; TAB and printable UTF-8 pass
  * unchanged. Its output is printable ASCII and UTF-8 that it leaves as is,
  * so sanitising twice changes nothing. Writes at most cap - 1 bytes plus a

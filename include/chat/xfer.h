@@ -19,8 +19,10 @@
 
 /* 0 when name may be requested and served: 1-CHAT_FILENAME_MAX bytes of
  * chat text (valid UTF-8, no control characters), no TAB, '/' or '\\', not
- * starting with '.', no bidirectional control (U+202A-U+202E,
- * U+2066-U+2069) and no invisible character (U+200B-U+200F, U+FEFF).
+ * starting with '.', no bidirectional control (U+061C, U+202A-U+202E,
+ * U+2066-U+2069), no invisible character (U+00AD, U+200B-U+200F,
+ * U+2060-U+2064, U+FEFF) and no line or paragraph separator (U+2028,
+ * U+2029).
  * Otherwise CHAT_EFILENAME. */
 int chat_filename_check(const char *name, size_t len);
 

@@ -263,9 +263,13 @@ static void on_input_event(chat_stream_t *s, int status) {
     take_line(c, NULL, LINE_TOO_LONG);
     return;
   }
-  if (status != UV_EOF)
-    client_eprintf("chat-client: cannot read standard input: %s",
-                   chat_strerror(status));
+  /* An error (UV_ENOMEM when bytes read could not be kept) is no end of
+   * input: what was typed after the lines already taken is lost, so say
+   * so and leave with status 1 once those lines are done. */
+  if (status != UV_EOF) {
+    client_eprintf("chat-client: standard input: %s", chat_strerror(status));
+    c->input_failed = 1;
+  }
   c->input_eof = 1;
   drain_input(c);
 }
@@ -286,7 +290,8 @@ static void drain_input(client_t *c) {
   if (c->exiting || c->waiting || c->send_blocked)
     return;
   if (c->input_eof) {
-    client_exit(c, 0); /* end of input is the same as 'x' */
+    /* end of input is the same as 'x'; a broken input is a failure */
+    client_exit(c, c->input_failed ? 1 : 0);
     return;
   }
   chat_stream_read_start(&c->in, on_input_line, on_input_event);

@@ -77,6 +77,7 @@ typedef struct {
   unsigned noffers, nsenders, nfetches;
   unsigned nhandshakes; /* accepted file connections without a valid token */
   unsigned next_fetch_id;
+  uint64_t parked_seq; /* fetches parked so far (fetch.c) */
   menu_t menu;
   char name[CHAT_NAME_MAX + 1];          /* ours, once the server accepted it */
   input_line_t *queue_head, *queue_tail; /* lines typed ahead */
@@ -87,6 +88,7 @@ typedef struct {
   int waiting;      /* input held until the server answers our name */
   int send_blocked; /* stdin paused: too much unsent to the server */
   int input_eof;    /* stdin has ended */
+  int input_failed; /* ... with an error, not at its end */
   int exiting;
   int open_streams; /* streams not yet closed */
 } client_t;

@@ -9,6 +9,13 @@
  * fsync'ed and renamed to its real name; every failure closes and unlinks
  * the temporary file.
  *
+ * An owner lets one requester hold only half its transfer slots (see
+ * serve.c), so a GET answered "busy" while another of our transfers from
+ * the same owner is in flight is not a failure: the fetch is *parked*
+ * (silently, its temporary file kept, still counted in nfetches) and asks
+ * again, with a fresh id, when one of our transfers from that owner ends.
+ * Busy is reported only when none is in flight.
+ *
  * Invariants: one fs request in flight per fetch; a fetch is freed when its
  * stream is closed and its fs work (write, close, unlink or rename) is done.
  */
@@ -25,6 +32,7 @@
 enum {
   ST_OPENING,    /* creating the temporary file */
   ST_ASKED,      /* GET sent, waiting for the server */
+  ST_PARKED,     /* the owner was busy: GET again when another one ends */
   ST_CONNECTING, /* connecting to the owner */
   ST_HEADER,     /* waiting for "OK <size>" */
   ST_DATA,       /* receiving bytes */
@@ -51,6 +59,7 @@ struct fetch_s {
   uint64_t size, got;       /* announced size, file bytes received */
   uint64_t written;         /* bytes written to the temporary file */
   uint64_t deadline;        /* uv_now() by which something must happen */
+  uint64_t parked_seq;      /* order of parking: the oldest asks first */
   sha256_t *sha;
   char *rbuf, *wbuf; /* filling, and being written */
   size_t rlen, wlen, woff;
@@ -65,6 +74,7 @@ struct fetch_s {
 
 static void cleanup_step(fetch_t *f);
 static void pump(fetch_t *f);
+static void owner_slot_freed(fetch_t *ended);
 
 static void release(fetch_t *f) {
   client_t *c = f->c;
@@ -126,6 +136,8 @@ static void fetch_fail(fetch_t *f, const char *reason) {
     print_outcome(f, reason);
   close_stream(f);
   f->state = ST_FAILED;
+  if (!f->quiet)
+    owner_slot_freed(f);
   if (!f->busy)
     cleanup_step(f);
 }
@@ -193,6 +205,7 @@ static void on_renamed(uv_fs_t *req) {
   f->tmp = NULL;
   f->state = ST_DONE;
   print_outcome(f, NULL);
+  owner_slot_freed(f);
   release(f);
 }
 
@@ -483,6 +496,56 @@ static void on_owner_connected(chat_stream_t *st, int status) {
   chat_stream_read_start(&f->stream, on_fetch_line, on_fetch_event);
 }
 
+/* ---- asking, and asking again -------------------------------------------- */
+
+/* Sends GET under a fresh id: the first time, or again after a park. */
+static void send_get(fetch_t *f) {
+  client_t *c = f->c;
+  char line[CHAT_NAME_MAX + CHAT_FILENAME_MAX + 32];
+  int n;
+
+  f->id = c->next_fetch_id = c->next_fetch_id % 999999999u + 1;
+  f->state = ST_ASKED;
+  stall_reset(f);
+  n = snprintf(line, sizeof(line), "%cGET %u %s %s", CHAT_CONTROL_CHAR, f->id,
+               f->owner, f->file);
+  client_send_line(c, line, (size_t)n);
+}
+
+static int same_owner(const fetch_t *a, const fetch_t *b) {
+  return chat_name_equal(a->owner, strlen(a->owner), b->owner,
+                         strlen(b->owner));
+}
+
+/* Whether another of our transfers from f's owner is in flight (being
+ * opened, asked for, connected or received; parked ones wait, they are
+ * not in flight): its end will free a slot at the owner. */
+static int owner_in_flight(const fetch_t *f) {
+  for (const fetch_t *g = f->c->fetches; g != NULL; g = g->next)
+    if (g != f && g->state < ST_FAILED && g->state != ST_PARKED &&
+        same_owner(f, g))
+      return 1;
+  return 0;
+}
+
+/* A transfer from ended's owner ended (success or failure, even before its
+ * GET was sent: it counted as in flight): the oldest fetch parked for that
+ * owner asks again. One asks per end; each one asked ends too, or parks
+ * again only while another is in flight, so none waits for ever. */
+static void owner_slot_freed(fetch_t *ended) {
+  client_t *c = ended->c;
+  fetch_t *oldest = NULL;
+
+  if (c->exiting)
+    return; /* every fetch is being cancelled */
+  for (fetch_t *g = c->fetches; g != NULL; g = g->next)
+    if (g->state == ST_PARKED && same_owner(g, ended) &&
+        (oldest == NULL || g->parked_seq < oldest->parked_seq))
+      oldest = g;
+  if (oldest != NULL)
+    send_get(oldest);
+}
+
 /* ---- the server's answer ------------------------------------------------- */
 
 static fetch_t *find_fetch(client_t *c, const char *id, size_t len) {
@@ -515,9 +578,18 @@ static const char *reason_for(const char *code, size_t len, const char *text,
       {"owner-left", "the owner left"},
   };
 
-  for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
-    if (strlen(map[i].code) == len && memcmp(map[i].code, code, len) == 0)
-      return map[i].reason;
+  for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
+    if (strlen(map[i].code) != len || memcmp(map[i].code, code, len) != 0)
+      continue;
+    /* Busy has many causes: the owner's (or the server's) words say which,
+     * neutralised when printed. */
+    if (len == 4 && memcmp(code, "busy", 4) == 0 && text_len > 0) {
+      snprintf(buf, cap, "%s (%.*s)", map[i].reason,
+               (int)(text_len < 100 ? text_len : 100), text);
+      return buf;
+    }
+    return map[i].reason;
+  }
   /* The server's (or the owner's) words, neutralised when printed. */
   if (text_len > 0)
     snprintf(buf, cap, "refused (%.*s: %.*s)", (int)(len < 32 ? len : 32), code,
@@ -606,6 +678,12 @@ void fetch_on_reply(client_t *c, const chat_line_t *l) {
       n = chat_args_split(l->text, l->text_len, 2, 0, a, al); /* no text */
     if (n < 2 || (f = find_fetch(c, a[0], al[0])) == NULL)
       return;
+    if (al[1] == 4 && memcmp(a[1], "busy", 4) == 0 && owner_in_flight(f)) {
+      /* The owner holds our other requests: ask again when one ends. */
+      f->state = ST_PARKED;
+      f->parked_seq = ++c->parked_seq;
+      return;
+    }
     fetch_fail(f, reason_for(a[1], al[1], n == 3 ? a[2] : NULL,
                              n == 3 ? al[2] : 0, why, sizeof(why)));
   } else if (l->word_len == 9 && memcmp(l->word, "GET-OWNER", 9) == 0) {
@@ -625,8 +703,6 @@ void fetch_on_reply(client_t *c, const chat_line_t *l) {
 static void on_temp_created(uv_fs_t *req) {
   fetch_t *f = req->data;
   int rc = (int)req->result;
-  char line[CHAT_NAME_MAX + CHAT_FILENAME_MAX + 32];
-  int n;
 
   if (rc >= 0) {
     f->fd = rc;
@@ -642,11 +718,7 @@ static void on_temp_created(uv_fs_t *req) {
     fetch_fail(f, why);
     return;
   }
-  f->state = ST_ASKED;
-  stall_reset(f);
-  n = snprintf(line, sizeof(line), "%cGET %u %s %s", CHAT_CONTROL_CHAR, f->id,
-               f->owner, f->file);
-  client_send_line(f->c, line, (size_t)n);
+  send_get(f);
 }
 
 /* Local checks, so a bad request fails at once without a round trip. */
@@ -689,6 +761,8 @@ void fetch_request(client_t *c, const char *owner, size_t owner_len,
   f->refs = 1;
   f->state = ST_OPENING;
   memcpy(f->file, file, file_len);
+  if (chat_name_equal(owner, owner_len, c->name, strlen(c->name)))
+    owner = c->name; /* ourselves, in our own case: "from bob", not "BOB" */
   snprintf(f->owner, sizeof(f->owner), "%.*s",
            (int)(owner_len < CHAT_NAME_MAX ? owner_len : CHAT_NAME_MAX), owner);
   LIST_ADD(c->fetches, f);
@@ -697,7 +771,6 @@ void fetch_request(client_t *c, const char *owner, size_t owner_len,
     fetch_fail(f, why);
     return;
   }
-  f->id = c->next_fetch_id = c->next_fetch_id % 999999999u + 1;
   f->dest = malloc(dlen + file_len + 2);
   tmpl = malloc(dlen + file_len + sizeof(CHAT_PART_SUFFIX) + 2);
   if (f->dest == NULL || tmpl == NULL) {
@@ -727,8 +800,9 @@ void fetch_tick(client_t *c, uint64_t now) {
 
   for (f = c->fetches; f != NULL; f = next) {
     next = f->next;
-    if (f->state >= ST_FINISHING || now <= f->deadline || f->relay_next)
-      continue;
+    if (f->state >= ST_FINISHING || f->state == ST_PARKED ||
+        now <= f->deadline || f->relay_next)
+      continue; /* a parked fetch waits for another one's end */
     if (f->state == ST_CONNECTING && !f->relayed &&
         c->cfg.transfer == XFER_AUTO) {
       fall_back(f, "timed out");

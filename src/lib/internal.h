@@ -17,14 +17,15 @@ void chat__stream_cancelled(chat_stream_t *s);
 int chat__socket_error(uv_stream_t *stream);
 
 /* proto.c: non-zero when text holds a bidirectional control or an
- * invisible character (U+200B-U+200F, U+FEFF), which make a name look
- * like another. */
+ * invisible character (U+00AD, U+200B-U+200F, U+2028, U+2029,
+ * U+2060-U+2064, U+FEFF), which make a name look like another. */
 int chat__text_deceptive(const char *text, size_t len);
 
 /* stream.c: allocates the bytes a paused stream holds; malloc. A test
- * hook, compiled into every build: test/unit/test_stream.c points it at an
- * allocator that fails, to check that the stream then breaks loudly
- * instead of dropping bytes. Nothing else may set it. */
+ * hook, compiled into every build: test/unit/test_stream.c and
+ * test_client_input.c point it at an allocator that fails, to check that
+ * the stream then breaks loudly instead of dropping bytes, and that the
+ * client says so. Nothing else may set it. */
 extern void *(*chat__hold_alloc)(size_t len);
 
 #endif /* CHAT_LIB_INTERNAL_H */

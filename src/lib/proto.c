@@ -72,17 +72,23 @@ static int is_control(unsigned cp) {
   return (cp < 0x20 && cp != '\t') || cp == 0x7F || (cp >= 0x80 && cp < 0xA0);
 }
 
-/* Bidirectional overrides and isolates can make displayed text read
+/* Bidirectional overrides and isolates, and the Arabic letter mark (U+061C,
+ * a direction mark like U+200E/U+200F), can make displayed text read
  * differently from what was sent ("Trojan Source"). */
 static int is_bidi_control(unsigned cp) {
-  return (cp >= 0x202A && cp <= 0x202E) || (cp >= 0x2066 && cp <= 0x2069);
+  return cp == 0x061C || (cp >= 0x202A && cp <= 0x202E) ||
+         (cp >= 0x2066 && cp <= 0x2069);
 }
 
-/* Zero-width spaces, joiners and direction marks (U+200B-U+200F) and the
- * byte order mark (U+FEFF) print as nothing: two names that differ only by
- * them look the same. */
+/* Characters that print as nothing, or as a line break, so that two names
+ * that differ only by them look the same: the soft hyphen (U+00AD),
+ * zero-width spaces, joiners and direction marks (U+200B-U+200F), the line
+ * and paragraph separators (U+2028, U+2029: some terminals start a new line
+ * at them), the word joiner and invisible operators (U+2060-U+2064) and the
+ * byte order mark (U+FEFF). */
 static int is_invisible(unsigned cp) {
-  return (cp >= 0x200B && cp <= 0x200F) || cp == 0xFEFF;
+  return cp == 0x00AD || (cp >= 0x200B && cp <= 0x200F) || cp == 0x2028 ||
+         cp == 0x2029 || (cp >= 0x2060 && cp <= 0x2064) || cp == 0xFEFF;
 }
 
 int chat__text_deceptive(const char *text, size_t len) {

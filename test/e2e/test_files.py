@@ -745,6 +745,18 @@ class FileFailureTest(FileTestCase):
         self.expect_failure(bob, 'mine.txt', 'bob', R_SELF, start)
         self.assert_chat_works(alice, bob)
 
+    def test_request_from_yourself_in_another_case_names_you(self):
+        # the line names the requester as registered, not as typed
+        server, alice, bob = self._pair()
+        self.share(bob, 'mine.txt', b'mine\n')
+        for typed in ('BOB', 'Bob', ' bOb '):
+            start = self.request(bob, typed, 'mine.txt')
+            line = self.expect_failure(bob, 'mine.txt', 'bob', R_SELF, start)
+            self.assertEqual(line, 'file transfer of mine.txt from bob '
+                             'failed: you cannot request a file from '
+                             'yourself')
+        self.assert_chat_works(alice, bob)
+
     def test_existing_download_untouched_after_failed_request(self):
         server, alice, bob = self._pair()
         keep = write_file(os.path.join(bob.downloads, 'keep.txt'),

@@ -15,6 +15,7 @@ import hashlib
 import os
 import re
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -34,8 +35,13 @@ BOM = '\ufeff'
 BOM_SHOWN = '\\ufeff'
 
 # Bytes that must never reach the requester's terminal raw.
+# Also the soft hyphen, the Arabic letter mark, the line and paragraph
+# separators, the word joiner and the invisible operators.
+MORE_DECEPTIVE = ['\u00ad', '\u061c', '\u2028', '\u2029', '\u2060', '\u2061',
+                  '\u2062', '\u2063', '\u2064']
 RAW_FORBIDDEN = [b'\x1b', b'\x07', b'\xc2\x9b', '\u202e'.encode(),
-                 ZWSP.encode(), BOM.encode()]
+                 ZWSP.encode(), BOM.encode()] + [
+                     c.encode() for c in MORE_DECEPTIVE]
 
 TOKEN = '0123456789abcdef0123456789abcdef'
 
@@ -179,7 +185,7 @@ class DeceptiveNameTest(OutputTestCase):
     like control characters, by the requester, the server and the owner."""
 
     NAMES = ['invoice\u202etxt.exe', 'a\u200bb.txt', '\ufeffnotes.txt',
-             'x\u2066y', 'z\u200f']
+             'x\u2066y', 'z\u200f'] + ['n%sme.txt' % c for c in MORE_DECEPTIVE]
 
     def test_requester_refuses_deceptive_names_without_asking(self):
         server = self.start_server()
@@ -372,6 +378,86 @@ class RefusedNameTest(OutputTestCase):
         self.assertEqual(client.stderr_lines(),
                          ['chat-client: the name "bad name^[" was refused: '
                           'use 1-32 characters from A-Z a-z 0-9 _ . -'])
+
+
+
+class BusyRetryTest(OutputTestCase):
+    """An owner lets one requester hold half its slots: a GET answered busy
+    while another transfer from that owner is in flight waits (silently)
+    and is asked again when one ends; busy is reported only when none is in
+    flight, with the owner's words, escaped."""
+
+    def marker(self, bob, conn, text):
+        conn.send('* ' + text)
+        bob.wait_for('* ' + text)
+
+    def test_busy_parked_while_another_in_flight_then_asked_again(self):
+        fake, bob, conn = self.fake_session()
+        rid1, start = self.fake_get(bob, conn, 'alice', 'a.txt')
+        # typed in another case: the owner is the same (GET-OWNER says)
+        rid2, _ = self.fake_get(bob, conn, 'ALICE', 'b.txt')
+        conn.send('\x01GET-OWNER %d alice' % rid1)
+        conn.send('\x01GET-OWNER %d alice' % rid2)
+        gets = len([l for l in conn.received if l.startswith('\x01GET ')])
+        conn.send('\x01GET-FAIL %d busy bob has too many uncollected requests'
+                  % rid2)
+        self.marker(bob, conn, 'parked')
+        time.sleep(0.2)
+        conn.pump()
+        self.assertNoLine(bob, re.compile(r'b\.txt'),
+                          'a request parked for a busy owner printed a line')
+        self.assertTrue(self.part_files(bob, 'b.txt'),
+                        'the parked request lost its temporary file')
+        self.assertEqual(
+            len([l for l in conn.received if l.startswith('\x01GET ')]), gets,
+            'asked again before another transfer from the owner ended')
+        # a.txt ends (a failure counts): b.txt is asked for again, fresh id
+        conn.send('\x01GET-FAIL %d no-such-file gone' % rid1)
+        bob.wait_line(failed_re('a.txt', 'alice'), start=start)
+        line = conn.wait_line(re.compile('^\x01GET \\d+ alice b\\.txt$'),
+                              start=0)
+        rid3 = int(line.split(' ')[1])
+        self.assertNotIn(rid3, (rid1, rid2), 'the retry reused an id')
+        # busy again, and nothing else in flight: now it is reported, with
+        # the owner's words neutralised
+        conn.send_raw(b'\x01GET-FAIL %d busy bob has too many ' % rid3 + RED +
+                      b'requests\n')
+        line = bob.wait_line(failed_re('b.txt', 'alice'), start=start)
+        self.assertEqual(line, 'file transfer of b.txt from alice failed: '
+                         'refused: the owner is busy (bob has too many %s'
+                         'requests)' % RED_SHOWN)
+        self.assert_no_part_files(bob)
+        self.assert_nothing_raw(bob)
+
+    def test_busy_with_nothing_in_flight_reported_at_once(self):
+        fake, bob, conn = self.fake_session()
+        rid, start = self.fake_get(bob, conn, 'alice', 'c.txt')
+        conn.send('\x01GET-FAIL %d busy' % rid)
+        line = bob.wait_line(failed_re('c.txt', 'alice'), start=start)
+        self.assertEqual(line, 'file transfer of c.txt from alice failed: '
+                         'refused: the owner is busy')
+        # another owner's transfer in flight does not make it wait
+        rid1, _ = self.fake_get(bob, conn, 'carol', 'd.txt')
+        rid2, start = self.fake_get(bob, conn, 'alice', 'e.txt')
+        conn.send('\x01GET-FAIL %d busy the owner has too many requests '
+                  'waiting' % rid2)
+        line = bob.wait_line(failed_re('e.txt', 'alice'), start=start)
+        self.assertEqual(line, 'file transfer of e.txt from alice failed: '
+                         'refused: the owner is busy (the owner has too many '
+                         'requests waiting)')
+
+    def test_parked_request_cancelled_on_exit(self):
+        fake, bob, conn = self.fake_session()
+        rid1, start = self.fake_get(bob, conn, 'alice', 'p.txt')
+        rid2, _ = self.fake_get(bob, conn, 'alice', 'q.txt')
+        conn.send('\x01GET-FAIL %d busy bob has too many uncollected requests'
+                  % rid2)
+        self.marker(bob, conn, 'parked')
+        self.assertTrue(self.part_files(bob, 'q.txt'))
+        self.assertEqual(bob.exit(), 0)
+        self.assertNoLine(bob, re.compile(r'[pq]\.txt'),
+                          'a request cancelled by the exit printed a line')
+        self.assert_no_part_files(bob)
 
 
 if __name__ == '__main__':

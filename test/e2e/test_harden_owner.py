@@ -426,6 +426,53 @@ class OfferBudgetTest(HardenOwnerTestCase):
                              b'too late\n')
 
 
+
+class BackToBackTest(HardenOwnerTestCase):
+    """One requester may hold only half an owner's slots, yet a user who
+    asks one owner for more files than that at once (a piped script) gets
+    them all: the client asks again for those refused busy as its earlier
+    transfers from that owner end."""
+
+    def back_to_back(self, size, extra=(), count=8, timeout=60):
+        server = self.start_server()
+        alice = self.owner(server)  # --max-transfers 8: 4 per requester
+        bob = self.file_client(server, 'bob', extra=extra)
+        srcs = {}
+        for i in range(count):
+            name = 'f%d.bin' % i
+            srcs[name] = os.path.join(alice.share, name)
+            write_random(srcs[name], size)
+        self.sync(alice, bob)
+        start = len(bob.lines())
+        # the whole script in one write, as a pipe delivers it
+        bob.send_raw(''.join('f\nalice\n%s\n' % name
+                             for name in sorted(srcs)).encode())
+        for name in sorted(srcs):
+            self.expect_success(bob, name, 'alice', srcs[name], start,
+                                timeout)
+        for name in sorted(srcs):
+            alice.wait_for('sent %s to bob' % name, 30)
+            self.assertEqual(self.count_outcomes(bob, name, 'alice'), 1)
+        self.assertNoLine(bob, re.compile('busy'))
+        self.assert_no_part_files(bob)
+        self.assert_chat_works(alice, bob)
+        return alice, bob
+
+    def test_eight_files_back_to_back_from_one_owner_all_arrive(self):
+        self.back_to_back(300000)
+
+    def test_eight_files_back_to_back_all_arrive_through_the_relay(self):
+        self.back_to_back(300000, extra=['--transfer', 'relay'])
+
+    @harness.slow
+    def test_eight_2mib_files_back_to_back_all_arrive(self):
+        self.back_to_back(2 * MIB, timeout=120)
+
+    @harness.slow
+    def test_eight_2mib_files_back_to_back_all_arrive_through_the_relay(self):
+        self.back_to_back(2 * MIB, extra=['--transfer', 'relay'], timeout=120)
+
+
 class HalfCloseTest(HardenOwnerTestCase):
 
     def test_half_closed_requester_gets_the_whole_file(self):

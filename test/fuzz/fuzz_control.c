@@ -65,11 +65,14 @@ static int ref_control(unsigned cp) {
 }
 
 static int ref_bidi(unsigned cp) {
-  return (cp >= 0x202A && cp <= 0x202E) || (cp >= 0x2066 && cp <= 0x2069);
+  return cp == 0x061C || (cp >= 0x202A && cp <= 0x202E) ||
+         (cp >= 0x2066 && cp <= 0x2069);
 }
 
+/* Prints as nothing or as a line break. */
 static int ref_invisible(unsigned cp) {
-  return (cp >= 0x200B && cp <= 0x200F) || cp == 0xFEFF;
+  return cp == 0x00AD || (cp >= 0x200B && cp <= 0x200F) || cp == 0x2028 ||
+         cp == 0x2029 || (cp >= 0x2060 && cp <= 0x2064) || cp == 0xFEFF;
 }
 
 static int ref_text_check(const unsigned char *s, size_t n) {

@@ -102,18 +102,25 @@ static void check_reply(const char *line, size_t len) {
 }
 
 /* In valid UTF-8 a character's encoding never appears other than as that
- * character, so a byte search finds U+200B-U+200F (e2 80 8b-8f), U+202A-
- * U+202E (e2 80 aa-ae), U+2066-U+2069 (e2 81 a6-a9) and U+FEFF (ef bb bf). */
+ * character, so a byte search finds U+00AD (c2 ad), U+061C (d8 9c),
+ * U+200B-U+200F (e2 80 8b-8f), U+2028-U+202E (e2 80 a8-ae), U+2060-U+2064
+ * (e2 81 a0-a4), U+2066-U+2069 (e2 81 a6-a9) and U+FEFF (ef bb bf). */
 static int has_deceptive(const char *s, size_t len) {
   const unsigned char *u = (const unsigned char *)s;
 
-  for (size_t i = 0; i + 2 < len; i++) {
+  for (size_t i = 0; i + 1 < len; i++) {
+    if ((u[i] == 0xc2 && u[i + 1] == 0xad) ||
+        (u[i] == 0xd8 && u[i + 1] == 0x9c))
+      return 1;
+    if (i + 2 >= len)
+      continue;
     if (u[i] == 0xe2 && u[i + 1] == 0x80 &&
         ((u[i + 2] >= 0x8b && u[i + 2] <= 0x8f) ||
-         (u[i + 2] >= 0xaa && u[i + 2] <= 0xae)))
+         (u[i + 2] >= 0xa8 && u[i + 2] <= 0xae)))
       return 1;
-    if (u[i] == 0xe2 && u[i + 1] == 0x81 && u[i + 2] >= 0xa6 &&
-        u[i + 2] <= 0xa9)
+    if (u[i] == 0xe2 && u[i + 1] == 0x81 &&
+        ((u[i + 2] >= 0xa0 && u[i + 2] <= 0xa4) ||
+         (u[i + 2] >= 0xa6 && u[i + 2] <= 0xa9)))
       return 1;
     if (u[i] == 0xef && u[i + 1] == 0xbb && u[i + 2] == 0xbf)
       return 1;

@@ -501,9 +501,9 @@ static size_t put_utf8(char *p, uint32_t cp) {
 /* Random bytes, mixed with encoded code points (C1 and bidi controls among
  * them) so that valid sequences are common too. */
 static size_t random_text(char *p, size_t max) {
-  static const uint32_t special[] = {0x85,   0x9b,   0x200b,  0x200f,
-                                     0x202a, 0x202e, 0x2066,  0xd7ff,
-                                     0xe000, 0xfeff, 0x10ffff};
+  static const uint32_t special[] = {
+      0x85,   0x9b,   0xad,   0x61c,  0x200b, 0x200f, 0x2028, 0x2029,  0x202a,
+      0x202e, 0x2060, 0x2064, 0x2066, 0xd7ff, 0xe000, 0xfeff, 0x10ffff};
   size_t len = 0;
   size_t want = rng() % max;
 
@@ -531,6 +531,51 @@ static size_t random_text(char *p, size_t max) {
     }
   }
   return len;
+}
+
+/* The Arabic letter mark (a bidi control), the soft hyphen, the line and
+ * paragraph separators, the word joiner and the invisible operators print
+ * escaped: at the start, inside and at the end of a text; their encoding
+ * cut at each byte boundary is invalid UTF-8 and escaped byte by byte; their
+ * neighbours pass. */
+static void test_sanitize_escapes_more_deceptive(void **state) {
+  static const uint32_t cps[] = {0xad,   0x61c,  0x2028, 0x2029, 0x2060,
+                                 0x2061, 0x2062, 0x2063, 0x2064};
+  static const uint32_t ok[] = {0xac,   0xae,   0x61b,  0x61d,
+                                0x2027, 0x205f, 0x2065, 0x202f};
+  static const char base[] = "name";
+  char in[32], want[64], enc[4], shown[8];
+
+  for (size_t i = 0; i < sizeof(cps) / sizeof(cps[0]); i++) {
+    size_t n = put_utf8(enc, cps[i]);
+
+    snprintf(shown, sizeof(shown), "\\u%04x", (unsigned)cps[i]);
+    for (size_t at = 0; at <= sizeof(base) - 1; at++) {
+      memcpy(in, base, at);
+      memcpy(in + at, enc, n);
+      memcpy(in + at + n, base + at, sizeof(base) - 1 - at);
+      snprintf(want, sizeof(want), "%.*s%s%s", (int)at, base, shown, base + at);
+      assert_sanitized(in, sizeof(base) - 1 + n, want);
+    }
+    for (size_t cut = 1; cut < n; cut++) {
+      size_t w = 1;
+      in[0] = 'a';
+      memcpy(in + 1, enc, cut);
+      in[1 + cut] = 'b';
+      want[0] = 'a';
+      for (size_t k = 0; k < cut; k++)
+        w += (size_t)snprintf(want + w, sizeof(want) - w, "\\x%02x",
+                              (unsigned char)enc[k]);
+      snprintf(want + w, sizeof(want) - w, "b");
+      assert_sanitized(in, cut + 2, want);
+    }
+  }
+  for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+    size_t n = put_utf8(in, ok[i]);
+    memcpy(want, in, n);
+    want[n] = '\0';
+    assert_sanitized(in, n, want);
+  }
 }
 
 /* Sanitizing into exactly CHAT_SANITIZE_MAX(len) bytes gives the same output
@@ -804,6 +849,7 @@ int main(void) {
       cmocka_unit_test(test_sanitize_escapes_invalid_bytes),
       cmocka_unit_test(test_sanitize_escapes_c1_and_bidi),
       cmocka_unit_test(test_sanitize_escapes_invisible_characters),
+      cmocka_unit_test(test_sanitize_escapes_more_deceptive),
       cmocka_unit_test(test_sanitize_is_idempotent),
       cmocka_unit_test(test_format_safe_neutralises_every_argument),
       cmocka_unit_test(test_format_safe_every_byte),

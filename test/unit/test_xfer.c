@@ -133,11 +133,12 @@ static size_t utf8(char *p, unsigned cp) {
   return 4;
 }
 
-/* Bidirectional controls and invisible characters: the name shown would
- * not be the name served. */
+/* Bidirectional controls, invisible characters and line separators: the
+ * name shown would not be the name served. */
 static const unsigned deceptive[] = {
-    0x200b, 0x200c, 0x200d, 0x200e, 0x200f, 0x202a, 0x202b, 0x202c,
-    0x202d, 0x202e, 0x2066, 0x2067, 0x2068, 0x2069, 0xfeff,
+    0x00ad, 0x061c, 0x200b, 0x200c, 0x200d, 0x200e, 0x200f, 0x2028,
+    0x2029, 0x202a, 0x202b, 0x202c, 0x202d, 0x202e, 0x2060, 0x2061,
+    0x2062, 0x2063, 0x2064, 0x2066, 0x2067, 0x2068, 0x2069, 0xfeff,
 };
 
 static void test_filename_check_rejects_deceptive_characters(void **state) {
@@ -174,8 +175,9 @@ static void test_filename_check_rejects_deceptive_characters(void **state) {
 }
 
 static void test_filename_check_accepts_neighbours_of_deceptive(void **state) {
-  static const unsigned ok[] = {0x200a, 0x2010, 0x2029, 0x202f,
-                                0x2065, 0x206a, 0xfefe, 0xff00};
+  static const unsigned ok[] = {0x00ac, 0x00ae, 0x061b, 0x061d, 0x200a,
+                                0x2010, 0x2027, 0x202f, 0x205f, 0x2065,
+                                0x206a, 0xfefe, 0xff00};
   char name[8];
 
   for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
@@ -201,10 +203,11 @@ static void test_filename_check_every_code_point(void **state) {
       continue;
     name[0] = 'a';
     n = utf8(name + 1, cp);
-    refused = cp == 0x7f || (cp >= 0x80 && cp < 0xa0) || cp == '/' ||
-              cp == '\\' || (cp >= 0x200b && cp <= 0x200f) ||
-              (cp >= 0x202a && cp <= 0x202e) ||
-              (cp >= 0x2066 && cp <= 0x2069) || cp == 0xfeff;
+    refused =
+        cp == 0x7f || (cp >= 0x80 && cp < 0xa0) || cp == '/' || cp == '\\' ||
+        cp == 0x00ad || cp == 0x061c || (cp >= 0x200b && cp <= 0x200f) ||
+        (cp >= 0x2028 && cp <= 0x202e) || (cp >= 0x2060 && cp <= 0x2064) ||
+        (cp >= 0x2066 && cp <= 0x2069) || cp == 0xfeff;
     if ((chat_filename_check(name, 1 + n) != 0) != refused) {
       print_error("U+%04X: %s\n", cp, refused ? "accepted" : "refused");
       fail();
@@ -841,7 +844,9 @@ static size_t rnd(size_t n) {
 
 /* Reference UTF-8 validation for chat_filename_check's model: 0 when
  * s[0..len) is valid UTF-8 with no C0, DEL or C1 control characters, no
- * invisible character and no bidirectional control. */
+ * invisible character (U+00AD, U+200B-U+200F, U+2060-U+2064, U+FEFF), no
+ * line or paragraph separator (U+2028, U+2029) and no bidirectional control
+ * (U+061C, U+202A-U+202E, U+2066-U+2069). */
 static int model_filename_text(const unsigned char *s, size_t len) {
   size_t i = 0;
 
@@ -873,9 +878,10 @@ static int model_filename_text(const unsigned char *s, size_t len) {
     if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || cp > 0x10ffff ||
         (cp >= 0xd800 && cp <= 0xdfff) || cp < 0xa0)
       return -1; /* overlong, out of range, surrogate or C1 */
-    if ((cp >= 0x200b && cp <= 0x200f) || (cp >= 0x202a && cp <= 0x202e) ||
+    if (cp == 0x00ad || cp == 0x061c || (cp >= 0x200b && cp <= 0x200f) ||
+        (cp >= 0x2028 && cp <= 0x202e) || (cp >= 0x2060 && cp <= 0x2064) ||
         (cp >= 0x2066 && cp <= 0x2069) || cp == 0xfeff)
-      return -1; /* invisible or bidirectional control */
+      return -1; /* invisible, line separator or bidirectional control */
     i += n;
   }
   return 0;

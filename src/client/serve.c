@@ -10,8 +10,10 @@
  * queued on the socket, so reading and hashing a chunk overlap with sending
  * the previous one, and at most two chunks are held. A requester may
  * half-close once its header is sent: only a write error or the stall
- * timeout ends a sender before the digest. A RELAY-SERVE for an offer we no
- * longer hold is answered with RELAY-SERVE-FAIL.
+ * timeout ends a sender before the digest. A RELAY-SERVE <token> <key> for
+ * an offer we hold opens a relay leg to the server presenting the key (the
+ * requester knows the token, never the key); for an offer we no longer
+ * hold it is answered with RELAY-SERVE-FAIL.
  *
  * Budgets, so that no requester (or stranger) can lock the others out:
  *  - a connection to the -l port is a *handshake* until it presents the
@@ -71,10 +73,10 @@ struct sender_s {
   uint64_t born;     /* uv_now() when accepted */
   int refs;          /* the stream, plus a read in flight */
   unsigned done : 1;
-  unsigned reading : 1;                 /* req is in flight */
-  unsigned handshake : 1;               /* no valid token yet: nhandshakes */
-  unsigned slot : 1;                    /* claimed an offer: nsenders */
-  char relay_token[CHAT_TOKEN_LEN + 1]; /* outgoing relay leg: its token */
+  unsigned reading : 1;               /* req is in flight */
+  unsigned handshake : 1;             /* no valid token yet: nhandshakes */
+  unsigned slot : 1;                  /* claimed an offer: nsenders */
+  char relay_key[CHAT_TOKEN_LEN + 1]; /* outgoing relay leg: its key */
   char addr[64]; /* the peer's address without the port (accepted only) */
 };
 
@@ -644,32 +646,41 @@ static void on_relay_connected(chat_stream_t *st, int status) {
     return;
   }
   uv_tcp_nodelay(&s->stream.h.tcp, 1);
-  /* Then the relayed connection is a file connection like any other: the
-   * requester's CHATFILE line arrives through it and claims the offer. */
+  /* The key proves the leg is ours. Then the relayed connection is a file
+   * connection like any other: the requester's CHATFILE line arrives
+   * through it and claims the offer. */
   n = snprintf(line, sizeof(line), "%cRELAY %s serve\n", CHAT_CONTROL_CHAR,
-               s->relay_token);
+               s->relay_key);
   chat_stream_write_copy(&s->stream, line, (size_t)n);
   chat_stream_read_start(&s->stream, on_sender_line, on_sender_event);
 }
 
+/* RELAY-SERVE <token> <key> */
 void serve_on_relay(client_t *c, const char *args, size_t len) {
   uint64_t now = uv_now(c->loop);
+  const char *f[2];
+  size_t fl[2];
+  char token[CHAT_TOKEN_LEN + 1];
   sender_t *s;
   offer_t *o;
 
-  if (chat_token_check(args, len) != 0 || c->exiting)
-    return;
+  if (chat_args_split(args, len, 2, 0, f, fl) != 2 ||
+      chat_token_check(f[0], fl[0]) != 0 ||
+      chat_token_check(f[1], fl[1]) != 0 || c->exiting)
+    return; /* not from a server we understand: ignore */
+  memcpy(token, f[0], CHAT_TOKEN_LEN);
+  token[CHAT_TOKEN_LEN] = '\0';
   for (o = c->offers; o != NULL; o = o->next)
-    if (o->ready && now <= o->expires && chat_token_equal(o->token, args))
+    if (o->ready && now <= o->expires && chat_token_equal(o->token, token))
       break;
   if (o == NULL) {
     /* Unknown, lapsed or claimed directly: say so, and the server fails
      * the requester's relay leg at once instead of letting it wait. */
     char line[128];
     int n = snprintf(line, sizeof(line),
-                     "%cRELAY-SERVE-FAIL %.*s bad-token no such offer "
-                     "(expired or already used)",
-                     CHAT_CONTROL_CHAR, CHAT_TOKEN_LEN, args);
+                     "%cRELAY-SERVE-FAIL %s bad-token no such offer: "
+                     "expired or already used",
+                     CHAT_CONTROL_CHAR, token);
     client_send_line(c, line, (size_t)n);
     return;
   }
@@ -679,7 +690,7 @@ void serve_on_relay(client_t *c, const char *args, size_t len) {
   s->c = c;
   s->refs = 1;
   s->deadline = now + c->cfg.header_s * 1000ull;
-  memcpy(s->relay_token, args, CHAT_TOKEN_LEN);
+  memcpy(s->relay_key, f[1], CHAT_TOKEN_LEN);
   LIST_ADD(c->senders, s);
   if (chat_connect(c->loop, &s->stream, c->cfg.host, c->cfg.port,
                    CHAT_XFER_HEADER_MAX, on_relay_connected) != 0) {
@@ -700,9 +711,10 @@ int serve_start(client_t *c) {
                    on_file_connection);
   if (rc != 0) {
     /* We announce FILEPORT 0, so requesters go through the server's relay
-     * (or hear from it that it does not relay). */
-    client_eprintf("chat-client: cannot listen on port %d (%s); others will "
-                   "get your files through the server's relay",
+     * or hear from it that it does not relay: we cannot know which. */
+    client_eprintf("chat-client: cannot listen on port %d (%s); others can "
+                   "get your files only through the server's relay, if it "
+                   "relays",
                    c->cfg.file_port, chat_strerror(rc));
     return rc;
   }

@@ -5,9 +5,11 @@
  * seconds; at most RELAY_USER_TICKETS per requester). A requester that cannot
  * reach the owner opens a new connection to the chat port and sends "\x01RELAY
  * <token> fetch"; that claims the ticket (so a token relays once) and creates a
- * relay. The server asks the owner with "\x01RELAY-SERVE <token>"; the owner
- * connects out and sends
- * "\x01RELAY <token> serve"; the server pairs the two legs and copies bytes
+ * relay. The server asks the owner with "\x01RELAY-SERVE <token> <key>", where
+ * the key is a fresh secret of this relay that only the owner's chat
+ * connection hears (the requester knows the token, so the token cannot
+ * prove who opens the serve leg); the owner connects out and sends
+ * "\x01RELAY <key> serve"; the server pairs the two legs and copies bytes
  * each way. The file-connection protocol then runs end to end through the
  * pipe, unchanged, so size and SHA-256 are checked by the requester as on
  * a direct connection.
@@ -18,12 +20,15 @@
  * when its last leg detaches.
  *
  * Slots are shared fairly: from the moment its fetch leg is accepted until
- * it is freed, a relay counts against --max-relays and, for both its
- * requester and its owner, against --max-relays-per-user (by name) and
- * --max-relays-per-ip (the fetch leg's address; the owner's chat address,
- * or its serve leg's once that connected). An unpaired leg holds at most
- * RELAY_EARLY_MAX bytes and lives --relay-wait seconds, so hoarding slots
- * costs an attacker as much as it costs the server.
+ * it is freed, a relay counts against --max-relays and, for its requester
+ * only, against --max-relays-per-user (by name) and --max-relays-per-ip
+ * (the fetch leg's address). The owner is not charged: whoever opens the
+ * fetch legs is the one asking, so one requester cannot use up an owner's
+ * share and shut everyone else out of that owner's files (the owner's own
+ * client bounds what one requester takes from it). An unpaired leg holds
+ * at most RELAY_EARLY_MAX bytes and lives --relay-wait seconds (less if
+ * the owner leaves), so hoarding slots costs an attacker as much as it
+ * costs the server.
  *
  * Ends travel as half-closes: the requester's EOF shuts the owner leg's
  * write side down (after what is queued), and the owner still answers;
@@ -55,7 +60,6 @@ struct ticket_s {
   uint64_t expires;
   char token[CHAT_TOKEN_LEN + 1];
   char requester[CHAT_NAME_MAX + 1];
-  char owner_ip[48]; /* the owner's chat address when it said SERVE-OK */
   char file[];
 };
 
@@ -75,10 +79,10 @@ struct relay_s {
   size_t early_len[2];
   client_t *owner_c; /* the owner's chat connection, NULL once it left */
   char token[CHAT_TOKEN_LEN + 1];
+  char key[CHAT_TOKEN_LEN + 1]; /* what the serve leg presents */
   char owner[CHAT_NAME_MAX + 1];
   char requester[CHAT_NAME_MAX + 1];
-  char req_ip[48];   /* the fetch leg's address */
-  char owner_ip[48]; /* the owner's chat address, then its serve leg's */
+  char req_ip[48]; /* the fetch leg's address */
   char *file;
 };
 
@@ -179,7 +183,6 @@ void relay_ticket(server_t *srv, client_t *owner, client_t *req,
   t->expires = uv_now(srv->loop) + RELAY_TICKET_MS;
   memcpy(t->token, token, sizeof(t->token));
   snprintf(t->requester, sizeof(t->requester), "%s", req->name);
-  snprintf(t->owner_ip, sizeof(t->owner_ip), "%s", owner->ip);
   memcpy(t->file, file, n + 1);
   /* Appended: the list stays in expiry order. */
   if (srv->tickets_tail != NULL)
@@ -206,44 +209,38 @@ static ticket_t *find_ticket(server_t *srv, const char *token,
 
 /* ---- limits -------------------------------------------------------------- */
 
-/* Relays (paired or not) that the user name is part of, either side. */
-static size_t relays_of_user(server_t *srv, const char *name) {
+/* Relays (paired or not) that the user name asked for. */
+static size_t relays_of_requester(server_t *srv, const char *name) {
   size_t n = 0, len = strlen(name);
 
   for (relay_t *r = srv->relays; r != NULL; r = r->next)
-    if (chat_name_equal(r->requester, strlen(r->requester), name, len) ||
-        chat_name_equal(r->owner, strlen(r->owner), name, len))
+    if (chat_name_equal(r->requester, strlen(r->requester), name, len))
       n++;
   return n;
 }
 
-/* Relays that the address is part of, either side (once per relay). */
+/* Relays whose fetch leg came from the address. */
 static size_t relays_of_ip(server_t *srv, const char *ip) {
   size_t n = 0;
 
   if (ip[0] == '\0')
     return 0; /* unknown: not counted */
   for (relay_t *r = srv->relays; r != NULL; r = r->next)
-    if (strcmp(r->req_ip, ip) == 0 || strcmp(r->owner_ip, ip) == 0)
+    if (strcmp(r->req_ip, ip) == 0)
       n++;
   return n;
 }
 
 /* Whether a relay of t for a fetch leg from ip would exceed a limit of
- * its requester's or its owner's; if so, why, in why. */
+ * its requester's; if so, why, in why. The owner is not charged. */
 static int over_limit(server_t *srv, const ticket_t *t, const char *ip,
                       char *why, size_t cap) {
   size_t user = srv->cfg.max_relays_per_user, addr = srv->cfg.max_relays_per_ip;
 
-  if (user > 0 && relays_of_user(srv, t->requester) >= user)
+  if (user > 0 && relays_of_requester(srv, t->requester) >= user)
     snprintf(why, cap, "you have %zu relays running", user);
-  else if (user > 0 && relays_of_user(srv, t->owner->name) >= user)
-    snprintf(why, cap, "%s has %zu relays running", t->owner->name, user);
   else if (addr > 0 && relays_of_ip(srv, ip) >= addr)
     snprintf(why, cap, "too many relays from your address");
-  else if (addr > 0 && strcmp(t->owner_ip, ip) != 0 &&
-           relays_of_ip(srv, t->owner_ip) >= addr)
-    snprintf(why, cap, "too many relays from %s's address", t->owner->name);
   else
     return 0;
   return 1;
@@ -404,12 +401,13 @@ static void relay_fetch(client_t *c, const char *token) {
     return;
   }
   r = calloc(1, sizeof(*r));
-  if (r != NULL && (r->file = strdup(t->file)) == NULL) {
+  if (r != NULL &&
+      (chat_token_new(r->key) != 0 || (r->file = strdup(t->file)) == NULL)) {
     free(r);
     r = NULL;
   }
   if (r == NULL) {
-    relay_fail_leg(c, "busy", "the server is out of memory");
+    relay_fail_leg(c, "busy", "the server cannot arrange a relay now");
     return;
   }
   ticket_unlink(srv, prev, t);
@@ -420,30 +418,31 @@ static void relay_fetch(client_t *c, const char *token) {
   snprintf(r->owner, sizeof(r->owner), "%s", t->owner->name);
   snprintf(r->requester, sizeof(r->requester), "%s", t->requester);
   snprintf(r->req_ip, sizeof(r->req_ip), "%s", c->ip);
-  snprintf(r->owner_ip, sizeof(r->owner_ip), "%s", t->owner_ip);
   r->next = srv->relays;
   if (srv->relays != NULL)
     srv->relays->prev = r;
   srv->relays = r;
   srv->nrelays++;
   leg_attach(r, c, LEG_FETCH);
-  client_send_own(t->owner, chat_format_control("RELAY-SERVE", "%s", token));
+  /* Only the owner's chat connection hears the key: a requester knows the
+   * token, so a serve leg must prove it is the owner's with the key. */
+  client_send_own(t->owner,
+                  chat_format_control("RELAY-SERVE", "%s %s", token, r->key));
   free(t);
 }
 
-static void relay_serve(client_t *c, const char *token) {
+/* A serve leg pairs with the waiting relay whose key it presents. */
+static void relay_serve(client_t *c, const char *key) {
   relay_t *r;
 
   for (r = c->srv->relays; r != NULL; r = r->next)
     if (!r->paired && r->legs[LEG_SERVE] == NULL &&
-        r->legs[LEG_FETCH] != NULL && chat_token_equal(r->token, token))
+        r->legs[LEG_FETCH] != NULL && chat_token_equal(r->key, key))
       break;
   if (r == NULL) {
-    relay_fail_leg(c, "bad-token", "no relay is waiting for that token");
+    relay_fail_leg(c, "bad-token", "no relay is waiting for that key");
     return;
   }
-  if (c->ip[0] != '\0')
-    snprintf(r->owner_ip, sizeof(r->owner_ip), "%s", c->ip);
   leg_attach(r, c, LEG_SERVE);
   pair(r);
 }
@@ -451,7 +450,7 @@ static void relay_serve(client_t *c, const char *token) {
 int relay_leg(client_t *c, const char *args, size_t len) {
   const char *f[2];
   size_t fl[2];
-  char token[CHAT_TOKEN_LEN + 1];
+  char token[CHAT_TOKEN_LEN + 1]; /* a fetch leg's token, a serve leg's key */
 
   if (chat_args_split(args, len, 2, 0, f, fl) != 2 ||
       chat_token_check(f[0], fl[0]) != 0)
@@ -622,9 +621,17 @@ void relay_forget(client_t *c) {
       t->req = NULL;
   }
   c->ntickets = 0;
-  for (relay_t *r = c->srv->relays; r != NULL; r = r->next)
-    if (r->owner_c == c)
-      r->owner_c = NULL;
+  /* A fetch leg waiting for this owner would wait --relay-wait for
+   * nothing: it hears why now. A paired relay runs on over its own legs. */
+  for (relay_t *r = c->srv->relays; r != NULL; r = r->next) {
+    if (r->owner_c != c)
+      continue;
+    r->owner_c = NULL;
+    if (!r->paired && r->legs[LEG_FETCH] != NULL &&
+        !chat_stream_is_closing(&r->legs[LEG_FETCH]->stream))
+      relay_fail_leg(r->legs[LEG_FETCH], "owner-left",
+                     "the owner left the chat");
+  }
 }
 
 void relay_stop(server_t *srv) {

@@ -21,7 +21,7 @@
 #define SERVER_DEFAULT_REGISTER_S 30
 #define SERVER_DEFAULT_RELAY_WAIT_S 5
 #define SERVER_DEFAULT_MAX_RELAYS_PER_USER 4
-#define SERVER_DEFAULT_MAX_RELAYS_PER_IP 8
+#define SERVER_DEFAULT_MAX_RELAYS_PER_IP 16
 
 typedef struct {
   int port;                   /* TCP port, 0 = any free port */

@@ -19,9 +19,13 @@ requesters that misbehave are raw sockets):
     many uncollected requests", for that requester only); at most
     4 * max_transfers offers in all, the oldest dropped to make room;
   * a requester that half-closes after its header still gets the file;
-  * "\\x01RELAY-SERVE <token>" for an offer the owner no longer holds gets
-    "\\x01RELAY-SERVE-FAIL <token> bad-token ...";
-  * a taken -l port is reported as what it is: files go through the relay.
+  * "\\x01RELAY-SERVE <token> <key>" for an offer the owner holds opens a
+    relay leg presenting the key ("\\x01RELAY <key> serve"); for an offer
+    the owner no longer holds it gets "\\x01RELAY-SERVE-FAIL <token>
+    bad-token no such offer: expired or already used"; one without a key,
+    or with a malformed one, is ignored;
+  * a taken -l port is reported as what it is: files go only through the
+    server's relay, if it relays.
 
 Every attack test also checks that a legitimate transfer between real
 chat-clients other than the attacker succeeds while the attack runs.
@@ -47,7 +51,7 @@ from test_files import (  # noqa: E402
 # twice the budget), so that simultaneous requesters all get through
 GRACE = 0.7
 
-BAD_TOKEN_FAIL = 'bad-token no such offer (expired or already used)'
+BAD_TOKEN_FAIL = 'bad-token no such offer: expired or already used'
 
 
 def connect_from(source, port, dest='127.0.0.1'):
@@ -534,9 +538,10 @@ class RelayServeFailTest(HardenOwnerTestCase):
     def test_relay_serve_for_offer_not_held_gets_relay_serve_fail(self):
         fake, conn, alice, share, lport = self.start_against_fake()
         write_file(os.path.join(share, 'r.txt'), b'relay me\n')
+        key = os.urandom(16).hex()
         # unknown token
         unknown = os.urandom(16).hex()
-        conn.send('\x01RELAY-SERVE ' + unknown)
+        conn.send('\x01RELAY-SERVE %s %s' % (unknown, key))
         conn.wait_for('\x01RELAY-SERVE-FAIL %s %s' % (unknown, BAD_TOKEN_FAIL))
         # a token already used directly
         used = os.urandom(16).hex()
@@ -545,33 +550,42 @@ class RelayServeFailTest(HardenOwnerTestCase):
         self.assert_ok_reply(fetch(self, '127.0.0.1', lport,
                                    self.header(used)), b'relay me\n')
         alice.wait_for('sent r.txt to bob')
-        conn.send('\x01RELAY-SERVE ' + used)
+        conn.send('\x01RELAY-SERVE %s %s' % (used, key))
         conn.wait_for('\x01RELAY-SERVE-FAIL %s %s' % (used, BAD_TOKEN_FAIL))
-        # an offer still held: the owner opens its leg, and says no FAIL
+        # an offer still held: without a key (or with a malformed one) the
+        # line is ignored; with one the owner opens its leg presenting the
+        # key, not the token, and says no FAIL
         held = os.urandom(16).hex()
         conn.send('\x01SERVE %s bob r.txt' % held)
         conn.wait_for('\x01SERVE-OK ' + held)
         start = len(alice.lines())
         conn.send('\x01RELAY-SERVE ' + held)
+        conn.send('\x01RELAY-SERVE %s %s' % (held, key.upper()))
+        conn.send('\x01RELAY-SERVE %s %s extra' % (held, key))
+        conn.send('\x01RELAY-SERVE %s %s' % (held, key))
         leg = fake.accept()
-        leg.wait_for('\x01RELAY %s serve' % held)
+        leg.wait_for('\x01RELAY %s serve' % key)
         leg.send('CHATFILE 1 ' + held)
         leg.wait_for('OK 9')
         alice.wait_for('sent r.txt to bob', start=start)
         self.assertNoLine(conn, re.compile('^\x01RELAY-SERVE-FAIL %s' % held))
+        self.assertEqual(leg.received[0], '\x01RELAY %s serve' % key)
         # a malformed token is not echoed
-        conn.send('\x01RELAY-SERVE not-a-token')
-        conn.send('\x01RELAY-SERVE ' + unknown)
+        conn.send('\x01RELAY-SERVE not-a-token ' + key)
+        conn.send('\x01RELAY-SERVE %s %s' % (unknown, key))
         conn.wait_for('\x01RELAY-SERVE-FAIL %s %s' % (unknown,
                                                      BAD_TOKEN_FAIL))
         self.assertNoLine(conn, re.compile('^\x01RELAY-SERVE-FAIL not'))
         self.assertTrue(alice.alive(), alice.describe())
+        # only one leg was opened, for the line with the key
+        fake.sock.settimeout(0.5)
+        with self.assertRaises(socket.timeout):
+            self._holders.append(fake.sock.accept()[0])
 
 
 class TakenPortTest(HardenOwnerTestCase):
 
-    def test_taken_listen_port_warning_says_files_go_through_relay(self):
-        server = self.start_server()
+    def _taken_port(self):
         try:
             holder = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
             holder.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
@@ -581,18 +595,39 @@ class TakenPortTest(HardenOwnerTestCase):
             holder.bind(('', 0))
         self._holders.append(holder)
         holder.listen(1)
-        taken = holder.getsockname()[1]
-        alice = self.file_client(server, 'alice', lport=taken)
-        bob = self.file_client(server, 'bob')
+        return holder.getsockname()[1]
+
+    def _wait_warning(self, alice, taken):
         alice.wait_stderr(
             'chat-client: cannot listen on port %d (address already in use); '
-            'others will get your files through the server\'s relay' % taken)
+            'others can get your files only through the server\'s relay, if '
+            'it relays' % taken)
         self.assertNotIn('will fail', alice.stderr_text())
+        self.assertNotIn('will get', alice.stderr_text())
         self.assertNotIn('cannot listen', alice.stdout_text())
+
+    def test_taken_listen_port_warning_says_files_go_through_relay(self):
+        server = self.start_server()
+        taken = self._taken_port()
+        alice = self.file_client(server, 'alice', lport=taken)
+        bob = self.file_client(server, 'bob')
+        self._wait_warning(alice, taken)
         self.sync(alice, bob)
         self.legit_transfer(alice, bob)
         bob.wait_for('alice accepts no connections; relaying through the '
                      'server')
+
+    def test_taken_listen_port_warning_holds_without_relay(self):
+        server = self.start_server('--no-relay')
+        taken = self._taken_port()
+        alice = self.file_client(server, 'alice', lport=taken)
+        bob = self.file_client(server, 'bob')
+        self._wait_warning(alice, taken)
+        self.sync(alice, bob)
+        self.share(alice, 'n.txt', b'no relay\n')
+        start = self.request(bob, 'alice', 'n.txt')
+        self.expect_failure(bob, 'n.txt', 'alice',
+                            'the owner does not serve files', start)
 
 
 class HelpTest(HardenOwnerTestCase):

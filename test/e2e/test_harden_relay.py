@@ -10,6 +10,14 @@ What is checked:
     requester that opens relay fetch legs and waits) hold at most
     --max-relays-per-user relays, and one address at most
     --max-relays-per-ip; the extra leg gets "\\x01RELAY-FAIL busy <why>";
+    only the requester is charged, so one requester holding relays with an
+    owner never shuts that owner out for others;
+  * only the owner opens a relay's serve leg: "\\x01RELAY-SERVE <token>
+    <key>" reaches the owner alone and its leg presents the key; a leg
+    presenting the token (as a requester could) or any other key gets
+    "\\x01RELAY-FAIL bad-token ...";
+  * an owner that leaves the chat fails its waiting fetch legs at once with
+    "\\x01RELAY-FAIL owner-left the owner left the chat";
   * an unpaired leg may send 1 KiB and gives up after 5 s by default;
     one more byte gets "\\x01RELAY-FAIL too-much-data ..." at once;
   * a ticket relays within 15 s; a requester keeps at most 16 and a flood
@@ -34,9 +42,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import harness  # noqa: E402
 from harness import LineSocket, scaled  # noqa: E402
-from test_files import fetch  # noqa: E402
+from test_files import fetch, write_sparse  # noqa: E402
 from test_relay import (  # noqa: E402
-    RelayFakeOwner, RelayTestCase, fetch_rest, relay_fetch_payload)
+    RelayFakeOwner, RelayTestCase, fetch_rest, relay_ended_re,
+    relay_fetch_payload, relay_serve_re, relay_started_re)
 
 
 def busy(why):
@@ -130,22 +139,24 @@ class RelaySlotLimitTest(HardenRelayCase):
             self.assertEqual(self.refused(server, token),
                              busy('you have 4 relays running'),
                              'a fifth relay of the same requester')
-        # another requester of the same owner: the owner's relays count
+        self.barrier(raw, [fake.chat])
+        for token in tokens[4:]:
+            self.assertNoLine(fake.chat, relay_serve_re(token),
+                              'the owner was asked for a refused relay')
+        # another requester of the same owner: only requesters are
+        # charged, so the owner is never shut out by one of them
         raw2 = self.raw_requester(server, 'hoarder2')
         token = self.arrange(raw2, fake, 1, first_id=7)[0]
-        self.assertEqual(self.refused(server, token),
-                         busy('hoardowner has 4 relays running'),
-                         'a fifth relay of the same owner')
-        self.barrier(raw, [fake.chat])
-        for token in tokens[4:] + [token]:
-            self.assertNoLine(fake.chat, '\x01RELAY-SERVE ' + token,
-                              'the owner was asked for a refused relay')
+        leg = self.fetch_leg(server, token)
+        fake.wait_relay_serve(token)
+        content = os.urandom(5000)
+        fake.send_file(fake.open_leg(token), content)
+        self.assert_ok_reply(fetch_rest(self, leg), content)
         # the attack still holds its four legs, and others relay
         self.assert_waiting(legs)
         self.legit_relay(server)
         self.assert_waiting(legs)
         # a refused token stays good: once a slot is free it relays
-        content = os.urandom(5000)
         fake.send_file(fake.open_leg(tokens[0]), content)
         self.assert_ok_reply(fetch_rest(self, legs[0]), content)
         leg = self.fetch_leg(server, tokens[4])
@@ -170,10 +181,10 @@ class RelaySlotLimitTest(HardenRelayCase):
         self.assertEqual(self.refused(server, tokens[3]),
                          busy('too many relays from your address'),
                          'a fourth relay from 127.0.0.1')
-        # from another address, but the owner's address is full
-        self.assertEqual(self.refused(server, tokens[4], source='127.0.0.2'),
-                         busy("too many relays from ipowner's address"),
-                         'a fourth relay of an owner at 127.0.0.1')
+        # from another address: only the requester's address counts, not
+        # the owner's (at 127.0.0.1 too)
+        legs.append(self.fetch_leg(server, tokens[4], source='127.0.0.2'))
+        fake.wait_relay_serve(tokens[4])
         self.assert_waiting(legs)
         self.legit_relay(server, host='::1')
         self.assert_waiting(legs)
@@ -239,7 +250,7 @@ class RelayTicketTest(HardenRelayCase):
                      relay_fetch_payload(token))
         self.assertTrue(data.startswith(b'\x01RELAY-FAIL bad-token '),
                         'a 16 s old ticket got %r' % data[:200])
-        self.assertNoLine(fake.chat, '\x01RELAY-SERVE ' + token)
+        self.assertNoLine(fake.chat, relay_serve_re(token))
 
     def test_requester_keeps_its_16_newest_tickets(self):
         server = self.start_server('--relay-wait', '2')
@@ -381,6 +392,154 @@ class RelayServeFailTest(HardenRelayCase):
                          b'\x01RELAY-FAIL bad-token the owner no longer holds '
                          b'this transfer (already sent ^[[31mdirectly)\n')
         # the one slot is free again
+        self.legit_relay(server)
+
+
+def first_line(case, sock, timeout=10):
+    """The bytes a socket receives up to and including its first newline
+    (or all of them, when it is closed first)."""
+    data = b''
+    sock.settimeout(scaled(timeout))
+    try:
+        while not data.endswith(b'\n') and len(data) < 4096:
+            chunk = sock.recv(1)
+            if not chunk:
+                break
+            data += chunk
+    except socket.timeout:
+        case.fail('timeout: no line and no end; got %r' % data[:200])
+    return data
+
+
+class RelayServeKeyTest(HardenRelayCase):
+    """Only the owner opens a relay's serve leg: RELAY-SERVE carries a key
+    that the requester never sees, and a serve leg must present it."""
+
+    def test_requester_cannot_pair_its_own_serve_leg(self):
+        server = self.start_server()
+        alice = self.owner_without_port(server)
+        contents = {}
+        for k in (1, 2, 3):
+            contents[k] = os.urandom(30000 + k)
+            self.share(alice, 'm%d.bin' % k, contents[k])
+        mallory = self.raw_requester(server, 'mallory')
+        self.barrier(alice, [mallory])
+        for k in (1, 2, 3):
+            _, port, token = self.raw_get_ok(mallory, k, 'alice',
+                                             'm%d.bin' % k)
+            self.assertEqual(port, 0)
+            # the serve leg is connected first, so that its line follows
+            # the fetch leg's at once, well before the real owner's leg
+            serve = socket.create_connection(('127.0.0.1', server.port),
+                                             timeout=scaled(10))
+            self._sockets.append(serve)
+            leg = self.fetch_leg(server, token, label='mallory-fetch')
+            serve.sendall(b'\x01RELAY %s serve\n' % token.encode())
+            line = first_line(self, serve)
+            self.assertTrue(line.startswith(b'\x01RELAY-FAIL bad-token '),
+                            'a serve leg opened with the token got %r'
+                            % line[:200])
+            self.assertNotIn(b'CHATFILE', line)
+            # the real owner serves the requester's own fetch leg
+            self.assert_ok_reply(fetch_rest(self, leg), contents[k])
+            alice.wait_for('sent m%d.bin to mallory' % k)
+            self.assert_relay_logged(server, 'm%d.bin' % k, 'alice',
+                                     'mallory', len(contents[k]))
+        # mallory never saw a key: nothing but its own lines
+        self.assertNoLine(mallory, re.compile('^\x01RELAY-SERVE'))
+
+    def test_serve_leg_must_present_the_key_of_relay_serve(self):
+        server = self.start_server('--relay-wait', '60')
+        fake = RelayFakeOwner(self, server, port=0)
+        raw = self.raw_requester(server)
+        self.barrier(fake.chat, [raw])
+        token = self.arrange(raw, fake, 1)[0]
+        leg = self.fetch_leg(server, token)
+        key = fake.wait_relay_serve(token)
+        self.assertRegex(key, '^[0-9a-f]{32}$')
+        self.assertNotEqual(key, token)
+        near = key[:-1] + ('0' if key[-1] != '0' else '1')
+        for wrong in (token, os.urandom(16).hex(), near):
+            data = fetch(self, '127.0.0.1', server.port,
+                         b'\x01RELAY %s serve\n' % wrong.encode())
+            self.assertTrue(data.startswith(b'\x01RELAY-FAIL bad-token '),
+                            'a serve leg with %r got %r' % (wrong, data[:200]))
+            self.assertEqual(data.count(b'\n'), 1, data)
+        self.assert_waiting([leg])
+        content = os.urandom(20000)
+        fake.send_file(fake.open_leg(token), content)
+        self.assert_ok_reply(fetch_rest(self, leg), content)
+        self.assertNoLine(raw, re.compile(re.escape(key)))
+        # the key served once: the relay is over
+        data = fetch(self, '127.0.0.1', server.port,
+                     b'\x01RELAY %s serve\n' % key.encode())
+        self.assertTrue(data.startswith(b'\x01RELAY-FAIL bad-token '), data)
+
+    def test_requester_holding_relays_does_not_shut_the_owner_out(self):
+        server = self.start_server()
+        alice = self.owner_without_port(server)
+        write_sparse(os.path.join(alice.share, 'big.bin'), 1 << 30)
+        mallory = self.raw_requester(server, 'mallory')
+        self.barrier(alice, [mallory])
+        legs, tokens = [], []
+        # as many as alice lets one requester hold (half its 8 transfers)
+        for k in range(1, 5):
+            tokens.append(self.raw_get_ok(mallory, k, 'alice', 'big.bin')[2])
+        # four relays with alice that mallory does not read: paired, full
+        for token in tokens:
+            legs.append(self.fetch_leg(server, token, label='mallory-leg'))
+        pattern = relay_started_re('big.bin', 'alice', 'mallory')
+        deadline = time.monotonic() + scaled(30)
+        while True:
+            started = [l for l in server.stderr_lines() if pattern.search(l)]
+            if len(started) >= 4:
+                break
+            self.assertLess(time.monotonic(), deadline,
+                            'only %d of mallory\'s relays paired' % len(started))
+            time.sleep(0.1)
+        self.assertEqual(len(started), 4, started)
+        # carol still gets alice's files through the relay
+        content = os.urandom(100000)
+        self.share(alice, 'c.bin', content)
+        carol = self.file_client(server, 'carol')
+        self.sync(alice, carol)
+        at = self.request(carol, 'alice', 'c.bin')
+        self.expect_success(carol, 'c.bin', 'alice', content, at, timeout=30)
+        self.assert_relay_logged(server, 'c.bin', 'alice', 'carol',
+                                 len(content))
+        self.assertFalse(self.log_match(server, relay_ended_re(
+            'big.bin', 'alice', 'mallory')), 'a relay of mallory ended')
+
+
+class RelayOwnerLeftTest(HardenRelayCase):
+    """An owner that leaves fails its waiting fetch legs at once."""
+
+    def test_owner_leaving_fails_waiting_fetch_legs_at_once(self):
+        server = self.start_server('--relay-wait', '60')
+        fake = RelayFakeOwner(self, server, port=0)
+        raw = self.raw_requester(server)
+        other = self.raw_requester(server, 'otherreq')
+        self.barrier(fake.chat, [raw, other])
+        tokens = self.arrange(raw, fake, 2)
+        tokens += self.arrange(other, fake, 1, first_id=3)
+        # one relay paired, mid-file; two fetch legs waiting for the owner
+        paired = self.fetch_leg(server, tokens[0], label='paired-leg')
+        fake.wait_relay_serve(tokens[0])
+        owner_leg = fake.open_leg(tokens[0])
+        waiting = []
+        for token in tokens[1:]:
+            waiting.append(self.fetch_leg(server, token, label='waiting-leg'))
+            fake.wait_relay_serve(token)
+        self.assert_waiting(waiting)
+        fake.chat.close()
+        for leg in waiting:
+            self.assertEqual(fetch_rest(self, leg, timeout=20),
+                             b'\x01RELAY-FAIL owner-left the owner left the '
+                             b'chat\n')
+        # the paired relay runs on over its own connection
+        content = os.urandom(50000)
+        fake.send_file(owner_leg, content)
+        self.assert_ok_reply(fetch_rest(self, paired), content)
         self.legit_relay(server)
 
 

@@ -34,6 +34,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from harness import LOG_LINE, Server, scaled  # noqa: E402
 from test_files import FileTestCase, RawOwner  # noqa: E402
+from test_relay import relay_serve_re  # noqa: E402
 
 LOOPBACK = '127.0.0.1'
 GET_ANSWER = re.compile('^\x01GET-(?:OK|FAIL) ')
@@ -230,7 +231,7 @@ class LogNeutralisedTest(ServerCase):
         leg.wait_for(re.compile(r'^! bad-command '))
         relay = self.raw_client(server.port, host=LOOPBACK)
         relay.send('\x01RELAY %s fetch' % tokens[3])
-        owner.chat.wait_for('\x01RELAY-SERVE ' + tokens[3], start=0)
+        owner.chat.wait_for(relay_serve_re(tokens[3]), start=0)
         relay.close()
         # Names with controls are refused, never logged.
         nc = self.raw_client(server.port, host=LOOPBACK)
@@ -380,14 +381,15 @@ class StartStopTest(ServerCase):
         waiting = self.raw_client(server.port, host=LOOPBACK)
         waiting.send_raw(b'\x01RELAY %s fetch\nCHATFILE 1 %s\n' % (
             tokens[0].encode(), tokens[0].encode()))
-        owner.chat.wait_for('\x01RELAY-SERVE ' + tokens[0], start=0)
+        owner.chat.wait_for(relay_serve_re(tokens[0]), start=0)
         # A paired relay in the middle of a file.
         fetch = self.raw_client(server.port, host=LOOPBACK)
         fetch.send_raw(b'\x01RELAY %s fetch\nCHATFILE 1 %s\n' % (
             tokens[1].encode(), tokens[1].encode()))
-        owner.chat.wait_for('\x01RELAY-SERVE ' + tokens[1], start=0)
+        key = owner.chat.wait_line(relay_serve_re(tokens[1]),
+                                   start=0).split(' ')[2]
         serve = self.raw_client(server.port, host=LOOPBACK)
-        serve.send('\x01RELAY %s serve' % tokens[1])
+        serve.send('\x01RELAY %s serve' % key)
         serve.wait_for('CHATFILE 1 ' + tokens[1])
         serve.send_raw(b'OK 1000000\n' + b'z' * 1000)
         fetch.wait_for('OK 1000000')

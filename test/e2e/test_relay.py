@@ -79,6 +79,12 @@ def relay_ended_re(file, owner, requester):
 ANY_RELAY_LOG = re.compile(r'relay of ".*" from ')
 
 
+def relay_serve_re(token=None):
+    """The server's "\\x01RELAY-SERVE <token> <key>" (for token, or any)."""
+    return re.compile('^\x01RELAY-SERVE %s [0-9a-f]{32}$' % (
+        re.escape(token) if token is not None else '[0-9a-f]{32}'))
+
+
 def relay_fetch_payload(token, chatfile=True):
     data = b'\x01RELAY %s fetch\n' % token.encode()
     if chatfile:
@@ -135,19 +141,27 @@ class RelayFakeOwner(RawOwner):
             port = case.unused_port()  # bound, not listening: refused
         self.announced = port
         self.legs = []
+        self.keys = {}  # token -> the key of its RELAY-SERVE
         super().__init__(case, server, name, port)
 
     def wait_relay_serve(self, token, timeout=10):
-        self.chat.wait_for('\x01RELAY-SERVE ' + token, timeout, start=0)
+        """Waits for "\\x01RELAY-SERVE <token> <key>"; returns the key (the
+        secret the owner's leg presents), remembered for open_leg()."""
+        i = self.chat.wait_for(relay_serve_re(token), timeout, start=0)
+        key = self.chat.received[i].split(' ')[2]
+        self.keys[token] = key
+        return key
 
     def open_leg(self, token, timeout=10):
-        """Connects to the chat port as the owner's relay leg and reads the
+        """Connects to the chat port as the owner's relay leg (presenting
+        the key the server sent with RELAY-SERVE for token) and reads the
         requester's file-connection header through it; returns the
         socket."""
+        key = self.keys.get(token) or self.wait_relay_serve(token, timeout)
         sock = socket.create_connection(('127.0.0.1', self.server.port),
                                         timeout=scaled(timeout))
         self.legs.append(sock)
-        sock.sendall(b'\x01RELAY %s serve\n' % token.encode())
+        sock.sendall(b'\x01RELAY %s serve\n' % key.encode())
         header = b''
         try:
             while not header.endswith(b'\n') and len(header) < 300:
@@ -430,7 +444,7 @@ class RelayFailureTest(RelayTestCase):
         start = self.request(bob, fake.name, 'w.bin')
         token, _, _ = fake.wait_serve()
         fake.serve_ok(token)
-        fake.wait_relay_serve(token)
+        key = fake.wait_relay_serve(token)
         t0 = time.monotonic()
         self.expect_failure(bob, 'w.bin', fake.name, 'the relay failed',
                             start, timeout=6)
@@ -440,9 +454,9 @@ class RelayFailureTest(RelayTestCase):
         bob.wait_for(no_port_line(fake.name), start=start)
         self.assertFalse(self.log_match(server, relay_started_re(
             'w.bin', fake.name, 'bob')), 'a relay without owner started')
-        # the token is spent: the owner's leg is now turned away
+        # the relay is over: the owner's late leg is turned away
         data = fetch(self, '127.0.0.1', server.port,
-                     b'\x01RELAY %s serve\n' % token.encode())
+                     b'\x01RELAY %s serve\n' % key.encode())
         self.assertTrue(data.startswith(b'\x01RELAY-FAIL bad-token'),
                         'a late owner leg got %r' % data[:200])
 
@@ -660,7 +674,7 @@ class RelayLimitsTest(RelayTestCase):
         self.assert_relay_logged(server, 'f1.bin', fake.name, 'rawreq',
                                  len(content))
         self.barrier(raw, [fake.chat])
-        self.assertNoLine(fake.chat, '\x01RELAY-SERVE ' + tokens[1],
+        self.assertNoLine(fake.chat, relay_serve_re(tokens[1]),
                           'the owner was asked for the refused relay')
         # once it ended, a new relay fits again
         raw.send('\x01GET 3 %s f3.bin' % fake.name)

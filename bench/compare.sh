@@ -19,6 +19,9 @@
 #   --quickack         chat-bench sets TCP_QUICKACK on its receiving sockets
 #                      (fanout, ackone, capacity, latency, sweep, window)
 #   --runs N           runs per (server, size) (default 3)
+#   --sizes LIST       client counts of the fan-out and capacity parts,
+#                      space- or comma-separated (default 100 1000 5000;
+#                      --quick: 100 1000)
 #   --transfer-gib N   size of the transfer file in GiB (default 1)
 #   --no-install       do not apt-get install missing peers
 #   --quiet-wait S     before each run wait up to S seconds (default 5) for
@@ -50,6 +53,7 @@ nice_level=-5
 quiet_wait=5
 retries=12
 quickack=()
+sizes_opt=""
 [ "$(id -u)" = 0 ] || nice_level=0
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -65,6 +69,7 @@ while [ $# -gt 0 ]; do
   --quiet-wait) quiet_wait=$2; shift ;;
   --retries) retries=$2; shift ;;
   --quickack) quickack=(--quickack) ;;
+  --sizes) sizes_opt=${2//,/ }; shift ;;
   -h | --help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
   *) echo "compare.sh: unknown argument '$1'" >&2; exit 2 ;;
   esac
@@ -101,6 +106,7 @@ cap_growth=1.4
 cap_precision=0.05
 cap_max_steps=14
 [ "$quick" = 1 ] && cap_step=2
+[ -z "$sizes_opt" ] || sizes=$sizes_opt
 lat_clients=1000
 sweep_fracs="0.01 0.02 0.05 0.1 0.2 0.35"
 

@@ -766,6 +766,7 @@ static struct {
   hist_t *lag; /* rate mode: how late each message left, against schedule */
   uint32_t observer; /* --ack one/probe: the client whose receipt releases */
   uint64_t t_rate0;  /* rate mode: when the schedule started */
+  uint64_t next_tick_ns; /* rate mode: when sends are next due at the latest */
   /* capacity search */
   step_t *steps;
   uint32_t nsteps;
@@ -1095,6 +1096,8 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
 }
 
 static void set_quickack(client_t *c);
+static void on_tick(uv_timer_t *h);
+static int sending_phase(void);
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   client_t *c = s->data;
@@ -1110,6 +1113,11 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   g.read_ns = uv_hrtime();
   if (cfg.quickack)
     set_quickack(c);
+  /* Rate mode: one loop iteration can read thousands of sockets for many
+   * milliseconds; keep the schedule from inside it rather than waiting for
+   * the 1 ms timer to run after it. */
+  if (cfg.rate > 0 && g.read_ns >= g.next_tick_ns && sending_phase())
+    on_tick(&g.tick_timer);
   end = p + nread;
   if (c->plen > 0) {
     nl = memchr(p, '\n', (size_t)(end - p));
@@ -1314,6 +1322,7 @@ static void on_tick(uv_timer_t *h) {
   (void)h;
   if (!sending_phase())
     return;
+  g.next_tick_ns = now + 1000000;
   for (uint32_t i = 0; i < cfg.senders; i++) {
     sender_t *s = &g.senders[i];
     double phase = (double)i / ((double)cfg.senders * cfg.rate);

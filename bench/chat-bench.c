@@ -5,6 +5,8 @@
  *             and the delivery latency of every message at every receiver
  *   idle      N idle clients; connect+register rate and server RSS per client
  *   transfer  drives two chat-client processes through one file transfer
+ *   capacity  open loop: bisects over a fixed total message rate for the
+ *             highest at which every receiver keeps up (no loss, p99 bound)
  *   floor     no server: times one core sending a small segment to each of
  *             N loopback TCP connections, the floor under any fan-out
  *
@@ -12,6 +14,8 @@
  * uv_tcp_t plus a few words; a partial line is kept only while one is
  * pending, so 10k+ clients cost a few MiB.
  */
+/* TCP_QUICKACK (glibc declares it only with the BSD/GNU extensions) */
+#define _DEFAULT_SOURCE
 #include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -24,7 +28,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
 #include <uv.h>
+
+#if defined(__linux__) && !defined(TCP_QUICKACK)
+#define TCP_QUICKACK 12
+#endif
 
 #if defined(__GNUC__) || defined(__clang__)
 #define BENCH_PRINTF(f, a) __attribute__((format(printf, f, a)))
@@ -48,6 +60,9 @@ static const char usage_text[] =
     "            rate and, with --server-pid, the server's RSS per client.\n"
     "  transfer  runs two chat-client processes and times one file transfer\n"
     "            from the request to the \"received\" line; checks the file.\n"
+    "  capacity  open loop, bisection over a fixed total message rate: the\n"
+    "            highest rate at which every receiver keeps up (no loss,\n"
+    "            p99 within --p99-max) while chat-bench keeps its schedule.\n"
     "  floor     no server: opens N loopback TCP connections to itself and\n"
     "            times sweeps that send one --size byte segment to each, the\n"
     "            kernel's cost that any one-thread fan-out pays (no --port).\n"
@@ -71,13 +86,44 @@ static const char usage_text[] =
     "  --window W          closed loop: at most W messages in flight per\n"
     "                      sender (default 8)\n"
     "  --rate R            open loop instead: each sender sends R msgs/s\n"
-    "  --ack all|probe     window mode: a message leaves the window when all\n"
-    "                      N-1 receivers got it (all, default) or when the\n"
-    "                      last client (the probe) got it\n"
+    "  --ack all|one|probe window mode: a message leaves the window when all\n"
+    "                      N-1 receivers got it (all, default), when one\n"
+    "                      observer got it (one: the first receiver that\n"
+    "                      registered, an early member) or when the last\n"
+    "                      client got it (probe)\n"
     "  --duration SEC      measured seconds (default 10)\n"
     "  --warmup SEC        seconds of load before measuring (default 2)\n"
     "  --drain SEC         seconds to wait for the last deliveries (default "
-    "10)\n"
+    "10;\n"
+    "                      capacity: 2, per step)\n"
+    "  --quickack          set TCP_QUICKACK on every client socket after each\n"
+    "                      read (Linux; it is not sticky), so that chat-bench\n"
+    "                      does not delay its ACKs (fanout, capacity)\n"
+    "\n"
+    "capacity (also --proto, --clients, --senders, --size, --src-ips,\n"
+    "--concurrency, --server-pid, --drain, --quickack; rates are totals over\n"
+    "all senders, split evenly):\n"
+    "  --start-rate R      first rate tried, msgs/s (default 1000); raised\n"
+    "                      by --growth until a step fails (halved until one\n"
+    "                      passes), then bisected\n"
+    "  --growth F          factor between rates before the first failure\n"
+    "                      (default 2; a server that drops slow clients ends\n"
+    "                      the search at its first drop, so a start near the\n"
+    "                      expected capacity and a small factor help)\n"
+    "  --min-rate R        lowest rate tried (default 10)\n"
+    "  --max-rate R        highest rate tried (default 10000000)\n"
+    "  --step SEC          seconds each step sends, no warmup (default 3)\n"
+    "  --p99-max MS        a step fails when its p99 exceeds MS (default 50)\n"
+    "  --max-lag MS        bound on chat-bench's p99 lag behind its schedule\n"
+    "                      (default 5)\n"
+    "  --max-bench-cpu F   bound on chat-bench's own CPU, share of a core\n"
+    "                      (default 0.95); a step that fails while chat-bench\n"
+    "                      was over a bound is generator-limited, not a\n"
+    "                      server failure\n"
+    "  --precision F       stop when the bracket is within F (default 0.05)\n"
+    "  --max-steps K       at most K steps (default 14)\n"
+    "  --settle SEC        after a failed step, wait up to SEC for the\n"
+    "                      backlog to reach the clients (default 20)\n"
     "\n"
     "floor:\n"
     "  --clients N         connections swept (default 100)\n"
@@ -223,7 +269,8 @@ static double hist_quantile(const hist_t *h, double q) {
 /* configuration */
 
 enum { PROTO_LINE, PROTO_IRC, PROTO_NATS };
-enum { MODE_FANOUT, MODE_IDLE, MODE_TRANSFER, MODE_FLOOR };
+enum { MODE_FANOUT, MODE_IDLE, MODE_TRANSFER, MODE_FLOOR, MODE_CAPACITY };
+enum { ACK_ALL, ACK_ONE, ACK_PROBE };
 
 typedef struct {
   int mode;
@@ -232,7 +279,13 @@ typedef struct {
   int proto;
   uint32_t clients, senders, size, window, concurrency;
   double rate; /* msgs/s per sender; 0 = window mode */
-  int ack_all;
+  int ack;
+  int quickack;
+  /* capacity: total msgs/s; step, settle in s; p99_max, max_lag in ms */
+  double start_rate, min_rate, max_rate, step, p99_max, max_lag, precision;
+  double settle, growth, max_bench_cpu;
+  uint32_t max_steps;
+  int drain_set;
   double duration, warmup, drain, connect_timeout, hold, timeout;
   const char *json;
   uint32_t src_first, src_count; /* host-order IPv4 range */
@@ -252,7 +305,18 @@ static config_t cfg = {
     .size = 64,
     .window = 8,
     .concurrency = 256,
-    .ack_all = 1,
+    .ack = ACK_ALL,
+    .start_rate = 1000,
+    .min_rate = 10,
+    .max_rate = 1e7,
+    .step = 3,
+    .p99_max = 50,
+    .max_lag = 5,
+    .precision = 0.05,
+    .settle = 20,
+    .growth = 2,
+    .max_bench_cpu = 0.95,
+    .max_steps = 14,
     .duration = 10,
     .warmup = 2,
     .drain = 10,
@@ -264,6 +328,10 @@ static config_t cfg = {
     .sweeps = 200,
     .gap = 0.005,
 };
+
+static const char *ack_name(int a) {
+  return a == ACK_ONE ? "one" : a == ACK_PROBE ? "probe" : "all";
+}
 
 static const char *proto_name(int p) {
   return p == PROTO_IRC ? "irc" : p == PROTO_NATS ? "nats" : "line";
@@ -357,6 +425,8 @@ static void parse_args(int argc, char **argv) {
     cfg.mode = MODE_TRANSFER;
   else if (strcmp(argv[1], "floor") == 0)
     cfg.mode = MODE_FLOOR;
+  else if (strcmp(argv[1], "capacity") == 0)
+    cfg.mode = MODE_CAPACITY;
   else
     usage_die("unknown mode '%s'", argv[1]);
 
@@ -401,17 +471,48 @@ static void parse_args(int argc, char **argv) {
       cfg.rate = parse_secs("--rate", v, 0.001);
     } else if ((v = opt_value(argc, argv, &i, "--ack")) != NULL) {
       if (strcmp(v, "all") == 0)
-        cfg.ack_all = 1;
+        cfg.ack = ACK_ALL;
+      else if (strcmp(v, "one") == 0)
+        cfg.ack = ACK_ONE;
       else if (strcmp(v, "probe") == 0)
-        cfg.ack_all = 0;
+        cfg.ack = ACK_PROBE;
       else
-        usage_die("--ack must be all or probe");
+        usage_die("--ack must be all, one or probe");
+    } else if (strcmp(a, "--quickack") == 0) {
+#ifdef TCP_QUICKACK
+      cfg.quickack = 1;
+#else
+      usage_die("--quickack: TCP_QUICKACK is not available here");
+#endif
+    } else if ((v = opt_value(argc, argv, &i, "--start-rate")) != NULL) {
+      cfg.start_rate = parse_secs("--start-rate", v, 0.001);
+    } else if ((v = opt_value(argc, argv, &i, "--min-rate")) != NULL) {
+      cfg.min_rate = parse_secs("--min-rate", v, 0.001);
+    } else if ((v = opt_value(argc, argv, &i, "--max-rate")) != NULL) {
+      cfg.max_rate = parse_secs("--max-rate", v, 0.001);
+    } else if ((v = opt_value(argc, argv, &i, "--step")) != NULL) {
+      cfg.step = parse_secs("--step", v, 0.1);
+    } else if ((v = opt_value(argc, argv, &i, "--p99-max")) != NULL) {
+      cfg.p99_max = parse_secs("--p99-max", v, 0.001);
+    } else if ((v = opt_value(argc, argv, &i, "--max-lag")) != NULL) {
+      cfg.max_lag = parse_secs("--max-lag", v, 0.001);
+    } else if ((v = opt_value(argc, argv, &i, "--precision")) != NULL) {
+      cfg.precision = parse_secs("--precision", v, 0.001);
+    } else if ((v = opt_value(argc, argv, &i, "--max-bench-cpu")) != NULL) {
+      cfg.max_bench_cpu = parse_secs("--max-bench-cpu", v, 0.01);
+    } else if ((v = opt_value(argc, argv, &i, "--growth")) != NULL) {
+      cfg.growth = parse_secs("--growth", v, 1.01);
+    } else if ((v = opt_value(argc, argv, &i, "--settle")) != NULL) {
+      cfg.settle = parse_secs("--settle", v, 0);
+    } else if ((v = opt_value(argc, argv, &i, "--max-steps")) != NULL) {
+      cfg.max_steps = (uint32_t)parse_uint("--max-steps", v, 1, 1000);
     } else if ((v = opt_value(argc, argv, &i, "--duration")) != NULL) {
       cfg.duration = parse_secs("--duration", v, 0.1);
     } else if ((v = opt_value(argc, argv, &i, "--warmup")) != NULL) {
       cfg.warmup = parse_secs("--warmup", v, 0);
     } else if ((v = opt_value(argc, argv, &i, "--drain")) != NULL) {
       cfg.drain = parse_secs("--drain", v, 0.1);
+      cfg.drain_set = 1;
     } else if ((v = opt_value(argc, argv, &i, "--connect-timeout")) != NULL) {
       cfg.connect_timeout = parse_secs("--connect-timeout", v, 0.1);
     } else if ((v = opt_value(argc, argv, &i, "--hold")) != NULL) {
@@ -445,7 +546,7 @@ static void parse_args(int argc, char **argv) {
     usage_die("--size must be at least %d for payloads", MIN_SIZE);
   if (cfg.port < 0 && cfg.mode != MODE_FLOOR)
     usage_die("--port is required");
-  if (cfg.mode == MODE_FANOUT) {
+  if (cfg.mode == MODE_FANOUT || cfg.mode == MODE_CAPACITY) {
     if (cfg.senders >= cfg.clients)
       usage_die("--senders (%" PRIu32 ") must be less than --clients (%" PRIu32
                 ")",
@@ -453,6 +554,23 @@ static void parse_args(int argc, char **argv) {
     if (cfg.rate > 0 && window_set)
       usage_die("--window and --rate exclude each other");
   }
+  if (cfg.mode == MODE_CAPACITY) {
+    if (window_set || cfg.rate > 0)
+      usage_die("capacity is open loop: it picks the rates (--start-rate, "
+                "--min-rate, --max-rate), not --window or --rate");
+    if (cfg.min_rate > cfg.max_rate)
+      usage_die("--min-rate exceeds --max-rate");
+    if (cfg.start_rate < cfg.min_rate)
+      cfg.start_rate = cfg.min_rate;
+    if (cfg.start_rate > cfg.max_rate)
+      cfg.start_rate = cfg.max_rate;
+    if (!cfg.drain_set)
+      cfg.drain = 2;
+    cfg.warmup = 0;
+    cfg.duration = cfg.step;
+  }
+  if (cfg.quickack && cfg.mode != MODE_FANOUT && cfg.mode != MODE_CAPACITY)
+    usage_die("--quickack is for fanout and capacity");
   if (cfg.no_join && (cfg.mode != MODE_IDLE || cfg.proto != PROTO_IRC))
     usage_die("--no-join is for idle IRC clients only");
   if (cfg.mode == MODE_TRANSFER) {
@@ -602,9 +720,35 @@ typedef struct {
   slot_t *slots;     /* window mode with --ack all */
   uint64_t rate_sent;
   uint64_t rate_skipped; /* rate mode: messages not sent (socket backed up) */
+  uint64_t rate_behind; /* rate mode: not sent, chat-bench fell > 1000 behind */
 } sender_t;
 
-enum { PH_CONNECT, PH_WARMUP, PH_MEASURE, PH_DRAIN, PH_HOLD, PH_DONE };
+enum {
+  PH_CONNECT,
+  PH_WARMUP,
+  PH_MEASURE,
+  PH_DRAIN,
+  PH_SETTLE,
+  PH_HOLD,
+  PH_DONE
+};
+
+/* capacity: one step of the search */
+enum { V_PASS, V_SERVER, V_GENERATOR };
+
+typedef struct {
+  double rate; /* total msgs/s */
+  double secs;
+  uint64_t offered, sent, expected, delivered, skipped, behind;
+  double deliveries_per_s;
+  double p50, p99, p999, maxv;      /* delivery latency, us */
+  double lag_p50, lag_p99, lag_max; /* generator behind schedule, us */
+  double bench_cpu, server_cpu, machine;
+  uint32_t disconnects;
+  int verdict;
+  int gen_over; /* the generator was over one of its bounds */
+  char why[192];
+} step_t;
 
 static struct {
   client_t *clients;
@@ -619,6 +763,20 @@ static struct {
   uint64_t foreign_lines; /* lines that were neither payload nor control */
   uint64_t bad_payloads;
   hist_t *hist;
+  hist_t *lag; /* rate mode: how late each message left, against schedule */
+  uint32_t observer; /* --ack one/probe: the client whose receipt releases */
+  uint64_t t_rate0;  /* rate mode: when the schedule started */
+  uint64_t next_tick_ns; /* rate mode: when sends are next due at the latest */
+  /* capacity search */
+  step_t *steps;
+  uint32_t nsteps;
+  double lo, hi;    /* highest passing rate, lowest failing rate (0: none) */
+  int hi_generator; /* the lowest failing rate was the generator's limit */
+  uint64_t settle_last;
+  uint32_t settle_quiet, settle_polls;
+  double cap_rate, cap_next;
+  uint32_t best, step_disc0;
+  const char *cap_bound;
   uv_timer_t phase_timer, tick_timer, progress_timer;
   uv_check_t flush_check;
   char *msgbuf; /* scratch for building one sender's batch */
@@ -698,6 +856,10 @@ static void start_more(void);
 static void check_drained(void);
 
 static void client_ready(client_t *c) {
+  /* --ack one: the first receiver (not a sender) to be registered (IRC:
+   * joined) is the observer, an early member of the room */
+  if (cfg.ack == ACK_ONE && c->id >= cfg.senders && g.observer == UINT32_MAX)
+    g.observer = c->id;
   c->state = C_READY;
   g.in_progress--;
   g.ready++;
@@ -767,11 +929,11 @@ static void on_payload(client_t *c, const char *p, size_t n) {
   }
   s = &g.senders[sid];
   if (cfg.rate <= 0) {
-    if (cfg.ack_all) {
+    if (cfg.ack == ACK_ALL) {
       slot_t *sl = &s->slots[seq % cfg.window];
       if (sl->seq == seq && sl->left > 0 && --sl->left == 0)
         s->inflight--;
-    } else if (c->id == cfg.clients - 1 && s->inflight > 0) {
+    } else if (c->id == g.observer && s->inflight > 0) {
       s->inflight--;
     }
   }
@@ -933,6 +1095,10 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
   *buf = uv_buf_init(rbuf, sizeof(rbuf));
 }
 
+static void set_quickack(client_t *c);
+static void on_tick(uv_timer_t *h);
+static int sending_phase(void);
+
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   client_t *c = s->data;
   const char *p = buf->base, *end, *nl;
@@ -945,6 +1111,13 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   /* Every line of this read arrived at the same moment: one clock read per
    * read, not per line (the clock is a visible cost at 5 M lines/s). */
   g.read_ns = uv_hrtime();
+  if (cfg.quickack)
+    set_quickack(c);
+  /* Rate mode: one loop iteration can read thousands of sockets for many
+   * milliseconds; keep the schedule from inside it rather than waiting for
+   * the 1 ms timer to run after it. */
+  if (cfg.rate > 0 && g.read_ns >= g.next_tick_ns && sending_phase())
+    on_tick(&g.tick_timer);
   end = p + nread;
   if (c->plen > 0) {
     nl = memchr(p, '\n', (size_t)(end - p));
@@ -975,6 +1148,19 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   }
 }
 
+/* TCP_QUICKACK is cleared by the kernel again (e.g. when it sees the
+ * connection as interactive), so it is re-armed after every read. */
+static void set_quickack(client_t *c) {
+#ifdef TCP_QUICKACK
+  uv_os_fd_t fd;
+  int one = 1;
+  if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0)
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one));
+#else
+  (void)c;
+#endif
+}
+
 static void on_connect(uv_connect_t *req, int status) {
   client_t *c = req->handle->data;
   char name[48], buf[256];
@@ -987,6 +1173,8 @@ static void on_connect(uv_connect_t *req, int status) {
     return;
   }
   uv_tcp_nodelay(&c->tcp, 1);
+  if (cfg.quickack)
+    set_quickack(c);
   rc = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
   if (rc != 0) {
     snprintf(buf, sizeof(buf), "read: %s", uv_strerror(rc));
@@ -1094,7 +1282,7 @@ static void send_batch(uint32_t i, uint32_t k) {
   }
   for (; sent < k; sent++) {
     if (cfg.rate <= 0) {
-      if (cfg.ack_all) {
+      if (cfg.ack == ACK_ALL) {
         slot_t *sl = &s->slots[s->seq % cfg.window];
         if (sl->left > 0)
           break; /* an older message there is still undelivered */
@@ -1134,24 +1322,34 @@ static void on_tick(uv_timer_t *h) {
   (void)h;
   if (!sending_phase())
     return;
+  g.next_tick_ns = now + 1000000;
   for (uint32_t i = 0; i < cfg.senders; i++) {
     sender_t *s = &g.senders[i];
-    double elapsed = (double)(now - g.t_ready) / 1e9 -
-                     (double)i / ((double)cfg.senders * cfg.rate);
+    double phase = (double)i / ((double)cfg.senders * cfg.rate);
+    double elapsed = (double)(now - g.t_rate0) / 1e9 - phase;
     if (elapsed < 0)
       continue;
     uint64_t due = (uint64_t)(elapsed * cfg.rate) + 1;
     if (due <= s->rate_sent)
       continue;
-    uint64_t k = due - s->rate_sent;
+    uint64_t k = due - s->rate_sent, first = s->rate_sent;
     s->rate_sent = due;
     if (s->c->tcp.write_queue_size > (size_t)1 << 20) {
       s->rate_skipped += k; /* the server is not reading fast enough */
       continue;
     }
     if (k > 1000) {
-      s->rate_skipped += k - 1000;
+      s->rate_behind += k - 1000;
+      first += k - 1000;
       k = 1000;
+    }
+    if (g.phase == PH_MEASURE) {
+      /* message m was due at t_rate0 + phase + m / rate */
+      for (uint64_t m = first; m < first + k; m++) {
+        double due_s = phase + (double)m / cfg.rate;
+        double late = (double)(now - g.t_rate0) - due_s * 1e9;
+        hist_add(g.lag, late > 0 ? (uint64_t)late : 0);
+      }
     }
     send_batch(i, (uint32_t)k);
   }
@@ -1205,6 +1403,8 @@ static void report_fanout(void) {
                     ? (double)g.hist->sum_ns / 1000.0 / (double)g.hist->total
                     : 0.0;
   uint64_t skipped = 0;
+  double lag50 = hist_quantile(g.lag, 0.50), lag99 = hist_quantile(g.lag, 0.99);
+  double lagmax = (double)g.lag->max_ns / 1000.0;
   double bench_cpu = (g.cpu_self1 - g.cpu_self0) / dur;
   double srv_cpu =
       g.cpu_srv0 >= 0 && g.cpu_srv1 >= 0 ? (g.cpu_srv1 - g.cpu_srv0) / dur : -1;
@@ -1218,7 +1418,7 @@ static void report_fanout(void) {
   FILE *f;
 
   for (uint32_t i = 0; i < cfg.senders; i++)
-    skipped += g.senders[i].rate_skipped;
+    skipped += g.senders[i].rate_skipped + g.senders[i].rate_behind;
   ok = g.disconnects == 0 && expected > 0 && g.delivered_measured == expected;
   if (!ok)
     g.exit_code = 3;
@@ -1230,8 +1430,11 @@ static void report_fanout(void) {
   if (cfg.rate > 0)
     printf("rate %.1f msgs/s per sender\n", cfg.rate);
   else
-    printf("window %" PRIu32 " (ack %s)\n", cfg.window,
-           cfg.ack_all ? "all" : "probe");
+    printf("window %" PRIu32 " (ack %s)\n", cfg.window, ack_name(cfg.ack));
+  if (cfg.rate <= 0 && cfg.ack != ACK_ALL)
+    printf("  observer          client %" PRIu32 "\n", g.observer);
+  if (cfg.quickack)
+    printf("  quickack          on (re-armed after every read)\n");
   printf("  connect+register  %" PRIu32 " clients in %.2f s (%.0f/s)\n",
          cfg.clients, conn, conn > 0 ? cfg.clients / conn : 0.0);
   printf("  measured          %.2f s after %.2f s warmup\n", dur, cfg.warmup);
@@ -1243,6 +1446,10 @@ static void report_fanout(void) {
          g.delivered_measured, expected, ratio,
          (int64_t)expected - (int64_t)g.delivered_measured);
   printf("  deliveries/s      %.1f\n", g.delivered_measured / dur);
+  if (cfg.rate > 0)
+    printf("  generator lag us  p50 %.0f  p99 %.0f  max %.0f (behind its "
+           "schedule)\n",
+           lag50, lag99, lagmax);
   printf("  latency us        p50 %.0f  p90 %.0f  p99 %.0f  p99.9 %.0f  "
          "max %.0f  mean %.0f\n",
          p50, p90, p99, p999, maxv, mean);
@@ -1279,14 +1486,19 @@ static void report_fanout(void) {
         ",\"machine_busy_cores\":%.3f"
         ",\"latency_us\":{\"p50\":%.1f,\"p90\":%.1f,\"p99\":%.1f,"
         "\"p999\":%.1f,\"max\":%.1f,\"mean\":%.1f,\"count\":%" PRIu64
-        "},\"ok\":%s}\n",
+        "},\"observer\":%" PRId64 ",\"quickack\":%s"
+        ",\"lag_us\":{\"p50\":%.1f,\"p99\":%.1f,\"max\":%.1f}"
+        ",\"ok\":%s}\n",
         cfg.port, cfg.clients, cfg.senders, cfg.size,
-        cfg.rate > 0 ? 0 : cfg.window, cfg.rate, cfg.ack_all ? "all" : "probe",
-        dur, cfg.warmup, conn, g.sent_measured, g.sent_measured / dur, expected,
+        cfg.rate > 0 ? 0 : cfg.window, cfg.rate, ack_name(cfg.ack), dur,
+        cfg.warmup, conn, g.sent_measured, g.sent_measured / dur, expected,
         g.delivered_measured, g.delivered_measured / dur, ratio,
         (int64_t)expected - (int64_t)g.delivered_measured, g.disconnects,
         g.bad_payloads, g.foreign_lines, skipped, bench_cpu, srv_cpu, mach, p50,
-        p90, p99, p999, maxv, mean, g.hist->total, ok ? "true" : "false");
+        p90, p99, p999, maxv, mean, g.hist->total,
+        cfg.rate <= 0 && cfg.ack != ACK_ALL ? (int64_t)g.observer : (int64_t)-1,
+        cfg.quickack ? "true" : "false", lag50, lag99, lagmax,
+        ok ? "true" : "false");
     close_json(f);
   }
 }
@@ -1334,6 +1546,10 @@ static void report_idle(void) {
   }
 }
 
+static void report_capacity(void);
+static void cap_step_done(void);
+static void cap_start_step(double rate);
+
 static void finish(void) {
   g.phase = PH_DONE;
   uv_timer_stop(&g.phase_timer);
@@ -1342,6 +1558,8 @@ static void finish(void) {
   uv_check_stop(&g.flush_check);
   if (cfg.mode == MODE_FANOUT)
     report_fanout();
+  else if (cfg.mode == MODE_CAPACITY)
+    report_capacity();
   else
     report_idle();
   fflush(stdout);
@@ -1351,8 +1569,20 @@ static void finish(void) {
 }
 
 static void check_drained(void) {
-  if (g.delivered_measured >= g.sent_measured * (uint64_t)(cfg.clients - 1))
-    finish();
+  if (g.delivered_measured >= g.sent_measured * (uint64_t)(cfg.clients - 1)) {
+    if (cfg.mode == MODE_CAPACITY)
+      cap_step_done();
+    else
+      finish();
+  }
+}
+
+static void measure_begin(void) {
+  g.cpu_self0 = self_cpu_s();
+  g.cpu_srv0 = read_cpu_s(cfg.server_pid);
+  read_machine(&g.mach_busy0, &g.mach_total0);
+  g.t_measure0 = uv_hrtime();
+  g.phase = PH_MEASURE;
 }
 
 static void on_phase_timer(uv_timer_t *h) {
@@ -1363,11 +1593,7 @@ static void on_phase_timer(uv_timer_t *h) {
         " clients registered within --connect-timeout %.0f s",
         g.ready, cfg.clients, cfg.connect_timeout);
   case PH_WARMUP:
-    g.cpu_self0 = self_cpu_s();
-    g.cpu_srv0 = read_cpu_s(cfg.server_pid);
-    read_machine(&g.mach_busy0, &g.mach_total0);
-    g.t_measure0 = uv_hrtime();
-    g.phase = PH_MEASURE;
+    measure_begin();
     uv_timer_start(&g.phase_timer, on_phase_timer,
                    (uint64_t)(cfg.duration * 1000), 0);
     break;
@@ -1382,6 +1608,10 @@ static void on_phase_timer(uv_timer_t *h) {
     check_drained();
     break;
   case PH_DRAIN:
+    if (cfg.mode == MODE_CAPACITY) {
+      cap_step_done();
+      break;
+    }
     fprintf(stderr,
             "chat-bench: drain timeout: %" PRIu64
             " deliveries missing after %.1f s\n",
@@ -1406,6 +1636,286 @@ static void on_progress(uv_timer_t *h) {
             g.ready, cfg.clients);
 }
 
+/* ------------------------------------------------------------------ */
+/* capacity: open-loop bisection over the total message rate */
+
+static const char *const verdict_name[] = {"pass", "server", "generator"};
+
+static void cap_start_step(double rate) {
+  g.cap_rate = rate;
+  cfg.rate = rate / cfg.senders;
+  g.sent_measured = g.delivered_measured = 0;
+  memset(g.hist, 0, sizeof(*g.hist));
+  memset(g.lag, 0, sizeof(*g.lag));
+  g.t_measure1 = UINT64_MAX;
+  g.step_disc0 = g.disconnects;
+  for (uint32_t i = 0; i < cfg.senders; i++) {
+    g.senders[i].rate_sent = 0;
+    g.senders[i].rate_skipped = 0;
+    g.senders[i].rate_behind = 0;
+  }
+  measure_begin();
+  g.t_rate0 = g.t_measure0;
+  uv_timer_start(&g.phase_timer, on_phase_timer, (uint64_t)(cfg.step * 1000),
+                 0);
+  uv_timer_start(&g.tick_timer, on_tick, 1, 1);
+  on_tick(&g.tick_timer);
+}
+
+static uint64_t all_expected(void) {
+  return g.sent_total * (uint64_t)(cfg.clients - 1);
+}
+
+/* After a failed step: wait until its backlog has reached the clients (all
+ * delivered, or nothing arrived for 300 ms), so that it does not load the
+ * next step. */
+static void on_settle(uv_timer_t *h) {
+  (void)h;
+  g.settle_polls++;
+  if (g.delivered_total == g.settle_last)
+    g.settle_quiet++;
+  else
+    g.settle_quiet = 0;
+  g.settle_last = g.delivered_total;
+  if (g.delivered_total >= all_expected() || g.settle_quiet >= 3 ||
+      g.settle_polls >= (uint32_t)(cfg.settle * 10)) {
+    uv_timer_stop(&g.phase_timer);
+    cap_start_step(g.cap_next);
+  }
+}
+
+static void cap_stop(const char *bound) {
+  g.cap_bound = bound;
+  finish();
+}
+
+static void cap_step_done(void) {
+  step_t *st = &g.steps[g.nsteps++];
+  double secs = (double)(g.t_measure1 - g.t_measure0) / 1e9;
+  const char *stop = NULL;
+  double next;
+
+  uv_timer_stop(&g.phase_timer);
+  uv_timer_stop(&g.tick_timer);
+  memset(st, 0, sizeof(*st));
+  st->rate = g.cap_rate;
+  st->secs = secs;
+  st->sent = g.sent_measured;
+  for (uint32_t i = 0; i < cfg.senders; i++) {
+    st->skipped += g.senders[i].rate_skipped;
+    st->behind += g.senders[i].rate_behind;
+  }
+  st->offered = st->sent + st->skipped + st->behind;
+  st->expected = g.sent_measured * (uint64_t)(cfg.clients - 1);
+  st->delivered = g.delivered_measured;
+  st->deliveries_per_s = secs > 0 ? (double)st->delivered / secs : 0;
+  st->p50 = hist_quantile(g.hist, 0.50);
+  st->p99 = hist_quantile(g.hist, 0.99);
+  st->p999 = hist_quantile(g.hist, 0.999);
+  st->maxv = (double)g.hist->max_ns / 1000.0;
+  st->lag_p50 = hist_quantile(g.lag, 0.50);
+  st->lag_p99 = hist_quantile(g.lag, 0.99);
+  st->lag_max = (double)g.lag->max_ns / 1000.0;
+  st->bench_cpu = secs > 0 ? (g.cpu_self1 - g.cpu_self0) / secs : -1;
+  st->server_cpu = g.cpu_srv0 >= 0 && g.cpu_srv1 >= 0 && secs > 0
+                       ? (g.cpu_srv1 - g.cpu_srv0) / secs
+                       : -1;
+  {
+    double cores = (double)sysconf(_SC_NPROCESSORS_ONLN);
+    st->machine = g.mach_total1 > g.mach_total0
+                      ? cores * (g.mach_busy1 - g.mach_busy0) /
+                            (g.mach_total1 - g.mach_total0)
+                      : -1;
+  }
+  st->disconnects = g.disconnects - g.step_disc0;
+
+  /* What failed, if anything, as the server's fault... */
+  st->verdict = V_SERVER;
+  if (st->disconnects > 0)
+    snprintf(st->why, sizeof(st->why), "%" PRIu32 " clients dropped",
+             st->disconnects);
+  else if (st->skipped > 0)
+    snprintf(st->why, sizeof(st->why),
+             "%" PRIu64 " msgs not sent: the server stopped reading",
+             st->skipped);
+  else if (st->sent == 0 || st->delivered < st->expected)
+    snprintf(st->why, sizeof(st->why),
+             "%" PRIu64 " deliveries missing after %.1f s drain",
+             st->expected - st->delivered, cfg.drain);
+  else if (st->p99 > cfg.p99_max * 1000)
+    snprintf(st->why, sizeof(st->why), "p99 %.1f ms > %.1f ms", st->p99 / 1000,
+             cfg.p99_max);
+  else
+    st->verdict = V_PASS;
+  /* ...unless chat-bench could not keep up itself: then the step says
+   * nothing about the server. Jitter in its send times that the server
+   * coped with (a pass) does not void a pass; messages it never sent do. */
+  st->gen_over = st->behind > 0 || st->lag_p99 > cfg.max_lag * 1000 ||
+                 st->bench_cpu > cfg.max_bench_cpu;
+  if (st->behind > 0 || (st->verdict == V_SERVER && st->gen_over)) {
+    char pre[96];
+    int n = snprintf(pre, sizeof(pre),
+                     "chat-bench limited (lag p99 %.1f ms, cpu %.0f%%, %" PRIu64
+                     " unsent)%s",
+                     st->lag_p99 / 1000, 100 * st->bench_cpu, st->behind,
+                     st->why[0] ? ": " : "");
+    size_t pl = n < 0                     ? 0
+                : (size_t)n < sizeof(pre) ? (size_t)n
+                                          : sizeof(pre) - 1;
+    size_t wl = strlen(st->why);
+    if (pl + wl >= sizeof(st->why))
+      wl = sizeof(st->why) - 1 - pl;
+    st->verdict = V_GENERATOR;
+    memmove(st->why + pl, st->why, wl); /* the server's reason, after it */
+    memcpy(st->why, pre, pl);
+    st->why[pl + wl] = '\0';
+  }
+  printf("  step %2" PRIu32 "  %10.1f msgs/s  %12.0f deliveries/s  p99 %8.0f "
+         "us  lag p99 %6.0f us  cpu bench %3.0f%%",
+         g.nsteps, st->rate, st->deliveries_per_s, st->p99, st->lag_p99,
+         100 * st->bench_cpu);
+  if (st->server_cpu >= 0)
+    printf(" server %3.0f%%", 100 * st->server_cpu);
+  printf("  %s%s%s\n", verdict_name[st->verdict], st->why[0] ? ": " : "",
+         st->why);
+
+  if (st->verdict == V_PASS) {
+    if (st->rate > g.lo) {
+      g.lo = st->rate;
+      g.best = g.nsteps - 1;
+    }
+  } else if (g.hi == 0 || st->rate <= g.hi) {
+    g.hi = st->rate;
+    g.hi_generator = st->verdict == V_GENERATOR;
+  }
+
+  next = 0;
+  if (g.disconnects > 0)
+    stop = "drops";
+  else if (g.hi == 0 && st->rate >= cfg.max_rate)
+    stop = "max-rate";
+  else if (g.hi == 0)
+    next = st->rate * cfg.growth < cfg.max_rate ? st->rate * cfg.growth
+                                                : cfg.max_rate;
+  else if (g.lo == 0 && st->rate <= cfg.min_rate)
+    stop = "min-rate";
+  else if (g.lo == 0)
+    next = st->rate / 2 > cfg.min_rate ? st->rate / 2 : cfg.min_rate;
+  else if (g.hi <= g.lo * (1 + cfg.precision))
+    stop = g.hi_generator ? "generator" : "server";
+  else
+    next = (g.lo + g.hi) / 2;
+  if (stop == NULL && g.nsteps >= cfg.max_steps)
+    stop = "max-steps";
+  if (stop != NULL) {
+    cap_stop(stop);
+    return;
+  }
+  g.cap_next = next;
+  if (g.delivered_total >= all_expected()) {
+    cap_start_step(next);
+    return;
+  }
+  g.phase = PH_SETTLE;
+  g.settle_last = g.delivered_total;
+  g.settle_quiet = g.settle_polls = 0;
+  uv_timer_start(&g.phase_timer, on_settle, 100, 100);
+}
+
+static void report_capacity(void) {
+  double conn = (double)(g.t_ready - g.t_start) / 1e9;
+  const step_t *b = g.lo > 0 ? &g.steps[g.best] : NULL;
+  int ok = b != NULL;
+  FILE *f;
+
+  if (!ok)
+    g.exit_code = 3;
+  printf("chat-bench capacity: %s %s:%d, %" PRIu32 " clients, %" PRIu32
+         " senders, %" PRIu32 "-byte payloads, %.1f s steps\n",
+         proto_name(cfg.proto), cfg.host, cfg.port, cfg.clients, cfg.senders,
+         cfg.size, cfg.step);
+  printf("  connect+register  %" PRIu32 " clients in %.2f s\n", cfg.clients,
+         conn);
+  if (b != NULL)
+    printf("  capacity          %.1f msgs/s (%.0f deliveries/s), p99 %.0f us, "
+           "generator lag p99 %.0f us, cpu bench %.0f%% server %.0f%%\n",
+           b->rate, b->deliveries_per_s, b->p99, b->lag_p99, 100 * b->bench_cpu,
+           100 * b->server_cpu);
+  else
+    printf("  capacity          none: no rate down to %.1f msgs/s passed\n",
+           cfg.min_rate);
+  if (g.hi > 0)
+    printf("  lowest failing    %.1f msgs/s (%s)\n", g.hi,
+           g.hi_generator ? "the generator's limit: the server may carry more"
+                          : "the server's");
+  printf("  stopped           %s after %" PRIu32 " steps\n", g.cap_bound,
+         g.nsteps);
+  if (g.disconnects)
+    printf("  problems          %" PRIu32 " clients dropped\n", g.disconnects);
+  printf("  result            %s\n", ok ? "ok" : "NO PASSING RATE");
+
+  f = open_json();
+  if (f == NULL)
+    return;
+  fprintf(f, "{\"mode\":\"capacity\",\"proto\":");
+  json_str(f, proto_name(cfg.proto));
+  fprintf(f, ",\"host\":");
+  json_str(f, cfg.host);
+  fprintf(f,
+          ",\"port\":%d,\"clients\":%" PRIu32 ",\"senders\":%" PRIu32
+          ",\"size\":%" PRIu32 ",\"step_s\":%.3f,\"drain_s\":%.3f"
+          ",\"p99_max_ms\":%.3f,\"max_lag_ms\":%.3f,\"max_bench_cpu\":%.3f"
+          ",\"precision\":%.4f"
+          ",\"growth\":%.3f,\"quickack\":%s,\"connect_s\":%.6f",
+          cfg.port, cfg.clients, cfg.senders, cfg.size, cfg.step, cfg.drain,
+          cfg.p99_max, cfg.max_lag, cfg.max_bench_cpu, cfg.precision,
+          cfg.growth, cfg.quickack ? "true" : "false", conn);
+  if (b != NULL)
+    fprintf(f,
+            ",\"capacity_rate\":%.3f,\"capacity_rate_per_sender\":%.3f"
+            ",\"capacity_deliveries_per_s\":%.3f,\"capacity_p99_us\":%.1f"
+            ",\"capacity_lag_p99_us\":%.1f,\"capacity_server_cpu\":%.3f"
+            ",\"capacity_bench_cpu\":%.3f",
+            b->rate, b->rate / cfg.senders, b->deliveries_per_s, b->p99,
+            b->lag_p99, b->server_cpu, b->bench_cpu);
+  else
+    fprintf(f, ",\"capacity_rate\":null,\"capacity_rate_per_sender\":null"
+               ",\"capacity_deliveries_per_s\":null,\"capacity_p99_us\":null"
+               ",\"capacity_lag_p99_us\":null,\"capacity_server_cpu\":null"
+               ",\"capacity_bench_cpu\":null");
+  if (g.hi > 0)
+    fprintf(f, ",\"fail_rate\":%.3f", g.hi);
+  else
+    fprintf(f, ",\"fail_rate\":null");
+  fprintf(f, ",\"generator_limited\":%s,\"bound\":\"%s\",\"steps\":[",
+          g.hi > 0 && g.hi_generator ? "true" : "false", g.cap_bound);
+  for (uint32_t i = 0; i < g.nsteps; i++) {
+    const step_t *s = &g.steps[i];
+    fprintf(
+        f,
+        "%s{\"rate\":%.3f,\"secs\":%.6f,\"offered\":%" PRIu64
+        ",\"sent\":%" PRIu64 ",\"skipped\":%" PRIu64 ",\"behind\":%" PRIu64
+        ",\"expected\":%" PRIu64 ",\"delivered\":%" PRIu64 ",\"lost\":%" PRId64
+        ",\"deliveries_per_s\":%.3f"
+        ",\"latency_us\":{\"p50\":%.1f,\"p99\":%.1f,\"p999\":%.1f,"
+        "\"max\":%.1f},\"lag_us\":{\"p50\":%.1f,\"p99\":%.1f,\"max\":%.1f}"
+        ",\"bench_cpu\":%.3f,\"server_cpu\":%.3f,\"machine_busy_cores\":%.3f"
+        ",\"disconnects\":%" PRIu32 ",\"generator_over\":%s"
+        ",\"verdict\":\"%s\",\"why\":",
+        i ? "," : "", s->rate, s->secs, s->offered, s->sent, s->skipped,
+        s->behind, s->expected, s->delivered,
+        (int64_t)s->expected - (int64_t)s->delivered, s->deliveries_per_s,
+        s->p50, s->p99, s->p999, s->maxv, s->lag_p50, s->lag_p99, s->lag_max,
+        s->bench_cpu, s->server_cpu, s->machine, s->disconnects,
+        s->gen_over ? "true" : "false", verdict_name[s->verdict]);
+    json_str(f, s->why);
+    fputc('}', f);
+  }
+  fprintf(f, "],\"disconnects\":%" PRIu32 ",\"ok\":%s}\n", g.disconnects,
+          ok ? "true" : "false");
+  close_json(f);
+}
+
 static void all_ready(void) {
   g.t_ready = uv_hrtime();
   uv_timer_stop(&g.progress_timer);
@@ -1416,14 +1926,14 @@ static void all_ready(void) {
                    0);
     return;
   }
-  g.phase = PH_WARMUP;
-  if (cfg.warmup <= 0) {
-    g.cpu_self0 = self_cpu_s();
-    g.cpu_srv0 = read_cpu_s(cfg.server_pid);
-    read_machine(&g.mach_busy0, &g.mach_total0);
-    g.t_measure0 = uv_hrtime();
-    g.phase = PH_MEASURE;
+  if (cfg.mode == MODE_CAPACITY) {
+    cap_start_step(cfg.start_rate);
+    return;
   }
+  g.phase = PH_WARMUP;
+  g.t_rate0 = g.t_ready;
+  if (cfg.warmup <= 0)
+    measure_begin();
   uv_timer_start(
       &g.phase_timer, on_phase_timer,
       (uint64_t)((g.phase == PH_WARMUP ? cfg.warmup : cfg.duration) * 1000), 0);
@@ -1446,12 +1956,15 @@ static int run_clients(void) {
   g.clients = xcalloc(cfg.clients, sizeof(client_t));
   for (uint32_t i = 0; i < cfg.clients; i++)
     g.clients[i].id = i;
-  if (cfg.mode == MODE_FANOUT) {
+  g.observer = cfg.ack == ACK_PROBE ? cfg.clients - 1 : UINT32_MAX;
+  if (cfg.mode == MODE_FANOUT || cfg.mode == MODE_CAPACITY) {
     g.hist = xcalloc(1, sizeof(hist_t));
+    g.lag = xcalloc(1, sizeof(hist_t));
+    g.steps = xcalloc(cfg.max_steps, sizeof(step_t));
     g.senders = xcalloc(cfg.senders, sizeof(sender_t));
     for (uint32_t i = 0; i < cfg.senders; i++) {
       g.senders[i].c = &g.clients[i];
-      if (cfg.rate <= 0 && cfg.ack_all)
+      if (cfg.mode == MODE_FANOUT && cfg.rate <= 0 && cfg.ack == ACK_ALL)
         g.senders[i].slots = xcalloc(cfg.window, sizeof(slot_t));
     }
     g.msg_max = cfg.size + 64;

@@ -2,7 +2,7 @@
 # compare.sh: chat-server side by side with nats-server, InspIRCd and ngIRCd
 # on this machine, with bench/chat-bench as the load generator.
 #
-#   bench/compare.sh            the full comparison (about 20-25 minutes)
+#   bench/compare.sh            the full comparison (about 75 minutes)
 #   bench/compare.sh --quick    one short run of each kind (a few minutes)
 #
 # Options:
@@ -13,8 +13,15 @@
 #   --out DIR          results directory (default bench/results/<timestamp>)
 #   --servers LIST     comma-separated subset of chat,nats,inspircd,ngircd
 #   --skip LIST        comma-separated parts to skip:
-#                      fanout,latency,sweep,floor,window,idle,transfer
+#                      fanout,ackone,capacity,latency,sweep,floor,window,
+#                      idle,transfer (fanout is the window with --ack all,
+#                      ackone the window with --ack one)
+#   --quickack         chat-bench sets TCP_QUICKACK on its receiving sockets
+#                      (fanout, ackone, capacity, latency, sweep, window)
 #   --runs N           runs per (server, size) (default 3)
+#   --sizes LIST       client counts of the fan-out and capacity parts,
+#                      space- or comma-separated (default 100 1000 5000;
+#                      --quick: 100 1000)
 #   --transfer-gib N   size of the transfer file in GiB (default 1)
 #   --no-install       do not apt-get install missing peers
 #   --quiet-wait S     before each run wait up to S seconds (default 5) for
@@ -45,6 +52,8 @@ install=1
 nice_level=-5
 quiet_wait=5
 retries=12
+quickack=()
+sizes_opt=""
 [ "$(id -u)" = 0 ] || nice_level=0
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -59,6 +68,8 @@ while [ $# -gt 0 ]; do
   --nice) nice_level=$2; shift ;;
   --quiet-wait) quiet_wait=$2; shift ;;
   --retries) retries=$2; shift ;;
+  --quickack) quickack=(--quickack) ;;
+  --sizes) sizes_opt=${2//,/ }; shift ;;
   -h | --help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
   *) echo "compare.sh: unknown argument '$1'" >&2; exit 2 ;;
   esac
@@ -86,6 +97,16 @@ else
   xfer_mib=$((xfer_gib * 1024))
   xfer_runs=5
 fi
+# capacity: open-loop steps of cap_step seconds (no warmup) and a drain of
+# cap_drain, from half of the best closed-loop peak up by cap_growth until a
+# step fails, then bisected to cap_precision
+cap_step=3
+cap_drain=2
+cap_growth=1.4
+cap_precision=0.05
+cap_max_steps=14
+[ "$quick" = 1 ] && cap_step=2
+[ -z "$sizes_opt" ] || sizes=$sizes_opt
 lat_clients=1000
 sweep_fracs="0.01 0.02 0.05 0.1 0.2 0.35"
 
@@ -150,6 +171,8 @@ log "results in $out"
   echo "quick: $quick"
   echo "nice: $nice_level; server on CPU 0, chat-bench on CPU 1 (transfers unpinned)"
   echo "workload: senders=$senders size=$size window=$window duration=$duration warmup=$warmup runs=$runs sizes='$sizes'"
+  echo "capacity: step=$cap_step drain=$cap_drain growth=$cap_growth precision=$cap_precision max-steps=$cap_max_steps p99-max=50ms max-lag=5ms"
+  echo "quickack: ${quickack[*]:-off}"
 } >>"$out/machine.txt"
 
 # --- servers ---------------------------------------------------------------
@@ -297,11 +320,13 @@ retry_disturbed() { # json cmd args...
   fi
 }
 
-fanout_run() { # server clients run
-  local s=$1 n=$2 r=$3 label="fanout-$1-$2-r$3"
+fanout_run() { # server clients run [ack]
+  local s=$1 n=$2 r=$3 ack=${4:-all} label="fanout-$1-$2-r$3"
+  [ "$ack" = all ] || label="ack$ack-$1-$2-r$3"
   start_server "$s" "$label"
   bench "$label" fanout --port "$srv_port" --proto "$(proto_of "$s")" \
     --clients "$n" --senders $senders --size $size --window $window \
+    --ack "$ack" "${quickack[@]}" \
     --duration $duration --warmup $warmup --src-ips $src_ips \
     --concurrency "$(concurrency_of "$s")" --server-pid "$srv_pid" \
     --json "$out/raw/$label.json"
@@ -314,7 +339,22 @@ latency_run() { # server run rate
   start_server "$s" "$label"
   bench "$label" fanout --port "$srv_port" --proto "$(proto_of "$s")" \
     --clients $lat_clients --senders $senders --size $size --rate "$rate" \
+    "${quickack[@]}" \
     --duration $duration --warmup $warmup --src-ips $src_ips \
+    --concurrency "$(concurrency_of "$s")" --server-pid "$srv_pid" \
+    --json "$out/raw/$label.json"
+  stop_server
+  log "  $label: $(python3 "$here/summarize.py" brief "$out/raw/$label.json")"
+}
+
+capacity_run() { # server clients run start-rate
+  local s=$1 n=$2 r=$3 start=$4 label="capacity-$1-$2-r$3"
+  start_server "$s" "$label"
+  bench "$label" capacity --port "$srv_port" --proto "$(proto_of "$s")" \
+    --clients "$n" --senders $senders --size $size "${quickack[@]}" \
+    --start-rate "$start" --growth $cap_growth --precision $cap_precision \
+    --step $cap_step --drain $cap_drain --max-steps $cap_max_steps \
+    --p99-max 50 --max-lag 5 --src-ips $src_ips \
     --concurrency "$(concurrency_of "$s")" --server-pid "$srv_pid" \
     --json "$out/raw/$label.json"
   stop_server
@@ -384,7 +424,9 @@ IFS=, read -r -a server_list <<<"$servers"
 t_begin=$(date +%s)
 
 # --- fan-out: runs outermost, servers inside, sizes innermost ---------------
-if ! skipped fanout; then
+# The window with --ack all (fanout) and with --ack one (ackone), one after
+# the other in each round.
+if ! skipped fanout || ! skipped ackone; then
   for ((r = 1; r <= runs; r++)); do
     for s in "${server_list[@]}"; do
       for n in $sizes; do
@@ -394,8 +436,35 @@ if ! skipped fanout; then
           log "fanout run $r/$runs: ngircd, $n clients: skipped (one run only)"
           continue
         fi
-        log "fanout run $r/$runs: $s, $n clients"
-        retry_disturbed "$out/raw/fanout-$s-$n-r$r.json" fanout_run "$s" "$n" "$r"
+        if ! skipped fanout; then
+          log "fanout run $r/$runs: $s, $n clients, --ack all"
+          retry_disturbed "$out/raw/fanout-$s-$n-r$r.json" fanout_run "$s" "$n" "$r"
+        fi
+        if ! skipped ackone; then
+          log "fanout run $r/$runs: $s, $n clients, --ack one"
+          retry_disturbed "$out/raw/ackone-$s-$n-r$r.json" fanout_run "$s" "$n" "$r" one
+        fi
+      done
+    done
+  done
+fi
+
+# --- open-loop capacity: bisection over the total rate ----------------------
+# Starts at half of the server's best closed-loop median (either ack rule)
+# at that size, or at 1000 msgs/s without one.
+if ! skipped capacity; then
+  for ((r = 1; r <= runs; r++)); do
+    for s in "${server_list[@]}"; do
+      for n in $sizes; do
+        if [ "$s" = ngircd ] && [ "$n" -ge 5000 ] && [ "$r" -gt 1 ]; then
+          log "capacity run $r/$runs: ngircd, $n clients: skipped (one run only)"
+          continue
+        fi
+        start=$(python3 "$here/summarize.py" startrate "$out/raw" "$s" "$n") ||
+          start=1000
+        log "capacity run $r/$runs: $s, $n clients, from $start msgs/s"
+        retry_disturbed "$out/raw/capacity-$s-$n-r$r.json" capacity_run \
+          "$s" "$n" "$r" "$start"
       done
     done
   done
@@ -429,7 +498,7 @@ if ! skipped sweep && has_server chat; then
     start_server chat "$label"
     bench "$label" fanout --port "$srv_port" --proto line \
       --clients $lat_clients --senders $senders --size $size --rate "$rate" \
-      --duration $duration --warmup $warmup --src-ips $src_ips \
+      "${quickack[@]}" --duration $duration --warmup $warmup --src-ips $src_ips \
       --concurrency 64 --server-pid "$srv_pid" --json "$out/raw/$label.json"
     stop_server
     log "  $label: $(python3 "$here/summarize.py" brief "$out/raw/$label.json")"
@@ -459,7 +528,7 @@ if ! skipped window; then
     log "window: $s, 100 clients, window 64"
     start_server "$s" "$label"
     bench "$label" fanout --port "$srv_port" --proto "$(proto_of "$s")" \
-      --clients 100 --senders $senders --size $size --window 64 \
+      --clients 100 --senders $senders --size $size --window 64 "${quickack[@]}" \
       --duration $duration --warmup $warmup --src-ips $src_ips \
       --concurrency "$(concurrency_of "$s")" --server-pid "$srv_pid" \
       --json "$out/raw/$label.json"

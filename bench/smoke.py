@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
-"""bench-smoke: start chat-server on a free port, run a one-second
-chat-bench fanout against it and check the report: deliveries happened and
-none was lost. Then run a tiny chat-bench floor (no server) and check that
-it timed every sweep it was asked for.
+"""bench-smoke: start chat-server on a free port, run one-second chat-bench
+fanouts against it (--ack all, then --ack one with --quickack) and check
+the reports: deliveries happened and none was lost. Then a tiny capacity
+search (valid JSON, its fields, a passing rate, steps that add up), and a
+tiny chat-bench floor (no server) that must time every sweep it was asked
+for. Nothing here asserts a speed.
 
 usage: smoke.py CHAT-SERVER CHAT-BENCH
 """
@@ -42,33 +44,9 @@ def main():
         # keep draining the server's log so it never blocks on stderr
         threading.Thread(target=lambda: [log.append(l) for l in server.stderr],
                          daemon=True).start()
-        with tempfile.TemporaryDirectory() as tmp:
-            out = os.path.join(tmp, 'out.json')
-            cmd = [bench_bin, 'fanout', '--host', '127.0.0.1', '--port',
-                   str(port), '--proto', 'line', '--clients', '10',
-                   '--senders', '2', '--size', '64', '--window', '4',
-                   '--duration', '1', '--warmup', '0.2', '--json', out]
-            print('+', ' '.join(cmd), flush=True)
-            r = subprocess.run(cmd, timeout=40)
-            if r.returncode != 0:
-                sys.exit('chat-bench exited with %d' % r.returncode)
-            with open(out) as f:
-                rep = json.load(f)
-        print(json.dumps(rep, indent=1))
-        problems = []
-        if rep.get('delivered', 0) <= 0:
-            problems.append('no deliveries')
-        if rep.get('expected') != rep.get('delivered'):
-            problems.append('delivered %s of %s expected' %
-                            (rep.get('delivered'), rep.get('expected')))
-        if rep.get('delivery_ratio') != 1:
-            problems.append('delivery ratio %r, not 1' %
-                            rep.get('delivery_ratio'))
-        if rep.get('disconnects') != 0:
-            problems.append('%s clients dropped' % rep.get('disconnects'))
-        if problems:
-            sys.exit('bench-smoke FAILED: ' + '; '.join(problems))
-        print('bench-smoke: %d deliveries, ratio 1, ok' % rep['delivered'])
+        fanout_smoke(bench_bin, port, [])
+        fanout_smoke(bench_bin, port, ['--ack', 'one', '--quickack'])
+        capacity_smoke(bench_bin, port)
         floor_smoke(bench_bin)
     finally:
         server.terminate()
@@ -77,6 +55,91 @@ def main():
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
+
+
+def run_json(cmd, out):
+    print('+', ' '.join(cmd), flush=True)
+    r = subprocess.run(cmd, timeout=40)
+    if r.returncode != 0:
+        sys.exit('chat-bench exited with %d' % r.returncode)
+    with open(out) as f:
+        rep = json.load(f)
+    print(json.dumps(rep, indent=1))
+    return rep
+
+
+def fanout_smoke(bench_bin, port, extra):
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, 'out.json')
+        rep = run_json([bench_bin, 'fanout', '--host', '127.0.0.1', '--port',
+                        str(port), '--proto', 'line', '--clients', '10',
+                        '--senders', '2', '--size', '64', '--window', '4',
+                        '--duration', '1', '--warmup', '0.2', '--json', out] +
+                       extra, out)
+    problems = []
+    if rep.get('delivered', 0) <= 0:
+        problems.append('no deliveries')
+    if rep.get('expected') != rep.get('delivered'):
+        problems.append('delivered %s of %s expected' %
+                        (rep.get('delivered'), rep.get('expected')))
+    if rep.get('delivery_ratio') != 1:
+        problems.append('delivery ratio %r, not 1' %
+                        rep.get('delivery_ratio'))
+    if rep.get('disconnects') != 0:
+        problems.append('%s clients dropped' % rep.get('disconnects'))
+    want_ack = extra[1] if extra[:1] == ['--ack'] else 'all'
+    if rep.get('ack') != want_ack:
+        problems.append('ack %r, not %r' % (rep.get('ack'), want_ack))
+    if want_ack == 'one' and not 2 <= rep.get('observer', -1) < 10:
+        problems.append('observer %r is not a receiver' %
+                        rep.get('observer'))
+    if rep.get('quickack') is not ('--quickack' in extra):
+        problems.append('quickack %r' % rep.get('quickack'))
+    if problems:
+        sys.exit('bench-smoke FAILED (%s): ' % ' '.join(extra) +
+                 '; '.join(problems))
+    print('bench-smoke: ack %s, %d deliveries, ratio 1, ok' %
+          (want_ack, rep['delivered']))
+
+
+def capacity_smoke(bench_bin, port):
+    # Low rates only: the search must find a passing rate, not a limit.
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, 'cap.json')
+        rep = run_json([bench_bin, 'capacity', '--host', '127.0.0.1',
+                        '--port', str(port), '--proto', 'line', '--clients',
+                        '10', '--senders', '2', '--size', '64',
+                        '--start-rate', '50', '--max-rate', '200', '--step',
+                        '0.5', '--drain', '2', '--max-steps', '4', '--json',
+                        out], out)
+    problems = []
+    for k in ('capacity_rate', 'capacity_deliveries_per_s', 'capacity_p99_us',
+              'capacity_lag_p99_us', 'fail_rate', 'generator_limited',
+              'bound', 'steps', 'ok'):
+        if k not in rep:
+            problems.append('no %s' % k)
+    steps = rep.get('steps', [])
+    if rep.get('mode') != 'capacity' or not rep.get('ok'):
+        problems.append('not an ok capacity report')
+    if not steps or len(steps) > 4:
+        problems.append('%d steps, expected 1..4' % len(steps))
+    passed = [s for s in steps if s.get('verdict') == 'pass']
+    if not passed:
+        problems.append('no step passed at these low rates')
+    for s in passed:
+        if s['lost'] != 0 or s['delivered'] != s['sent'] * 9 or s['sent'] <= 0:
+            problems.append('a passing step lost deliveries: %r' % s)
+        for k in ('latency_us', 'lag_us'):
+            if 'p99' not in s.get(k, {}):
+                problems.append('step without %s.p99' % k)
+    if passed and rep.get('capacity_rate') != max(s['rate'] for s in passed):
+        problems.append('capacity_rate is not the highest passing rate')
+    if rep.get('disconnects') != 0:
+        problems.append('%s clients dropped' % rep.get('disconnects'))
+    if problems:
+        sys.exit('bench-smoke capacity FAILED: ' + '; '.join(problems))
+    print('bench-smoke: capacity ok, %.0f msgs/s passed (%s)' % (
+        rep['capacity_rate'], rep['bound']))
 
 
 def floor_smoke(bench_bin):

@@ -5,6 +5,10 @@
   summarize.py halfrate RAWDIR SERVER N S [F]  per-sender msgs/s at F (default
                                                0.5) of SERVER's median peak
                                                at N clients
+  summarize.py startrate RAWDIR SERVER N       total msgs/s to start SERVER's
+                                               capacity search at N clients
+                                               from: half of its best
+                                               closed-loop median (either ack)
   summarize.py summary RESULTSDIR              summary.md, .dat files, PNGs
   summarize.py disturbed FILE.json             exit 0 if other processes
                                                disturbed that run
@@ -35,7 +39,10 @@ def load(path):
 def others(r):
     """Cores used by other processes during the measured window (machine
     busy minus the server and chat-bench; kernel work not charged to either,
-    such as softirq, counts here too)."""
+    such as softirq, counts here too). For a capacity search: the most of
+    any of its steps."""
+    if r.get('mode') == 'capacity':
+        return max([others(st) for st in r.get('steps', [])] or [-1])
     m = r.get('machine_busy_cores', -1)
     if m < 0:
         return -1
@@ -74,6 +81,21 @@ def brief(path):
                     100 * r.get('server_cpu', -1),
                     others(r),
                     '' if r['ok'] else ' NOT OK'))
+    if m == 'capacity':
+        if r.get('capacity_rate') is None:
+            head = 'no passing rate'
+        else:
+            head = ('capacity %.0f msgs/s = %.0f deliveries/s, p99 %.0f us, '
+                    'lag p99 %.0f us, cpu bench %.0f%% server %.0f%%' % (
+                        r['capacity_rate'], r['capacity_deliveries_per_s'],
+                        r['capacity_p99_us'], r['capacity_lag_p99_us'],
+                        100 * r['capacity_bench_cpu'],
+                        100 * r['capacity_server_cpu']))
+        return '%s; %s at %s; %d steps, others ≤ %.2f cores%s' % (
+            head, 'generator limit' if r.get('generator_limited') else
+            'stopped: %s' % r.get('bound'),
+            fmt(r.get('fail_rate'), '%.0f msgs/s'), len(r.get('steps', [])),
+            others(r), '' if r.get('ok') else ' NOT OK')
     if m == 'idle':
         return '%.0f bytes/client, %.0f clients/s%s' % (
             r['rss_per_client_bytes'], r['connects_per_s'],
@@ -106,6 +128,36 @@ def halfrate(raw, server, clients, senders, frac='0.5'):
         sys.exit(1)
     msgs = med(vals) / (int(clients) - 1)
     print('%.3f' % (msgs * float(frac) / int(senders)))
+
+
+def startrate(raw, server, clients):
+    vals = []
+    for pat in ('fanout-%s-%s-r*.json', 'ackone-%s-%s-r*.json'):
+        v = med([r['sent_per_s'] for r in
+                 usable([r for _, r in runs(raw, pat % (server, clients))])])
+        if v:
+            vals.append(v)
+    if not vals:
+        sys.exit(1)
+    print('%.1f' % (max(vals) / 2))
+
+
+CPU_BOUND = 0.9  # a server below this share of its core is not CPU-bound
+
+
+def server_cpu(r):
+    """The server's CPU (share of one core) in a run: for a capacity search
+    the one at capacity."""
+    if r.get('mode') == 'capacity':
+        v = r.get('capacity_server_cpu')
+        return -1 if v is None else v
+    return r.get('server_cpu', -1)
+
+
+def figure(r):
+    if r.get('mode') == 'capacity':
+        return r.get('capacity_deliveries_per_s')
+    return r.get('deliveries_per_s')
 
 
 def fmt(v, spec='%.0f'):
@@ -185,13 +237,20 @@ def summary(outdir):
             ratio = (meds['chat'] / best[0]
                      if best and meds.get('chat') is not None else None)
             ok = ratio is not None and ratio >= 1.2
-            targets.append(('fan-out deliveries/s at %d clients ≥ 1.2× best '
-                            'peer' % n,
-                            '%s× (%s vs %s %s)' % (fmt(ratio, '%.2f'),
-                                                  fmt_int(meds.get('chat')),
-                                                  LABEL[best[1]] if best else '—',
-                                                  fmt_int(best[0]) if best else '—'),
-                            ok if ratio is not None else None))
+            # a lead over a peer that was waiting, not working, is not one
+            idle = [LABEL[s] for s in PEERS if meds.get(s) is not None and
+                    (med([server_cpu(r) for r in usable(fan.get((s, n), []))])
+                     or 0) < CPU_BOUND]
+            targets.append(('fan-out deliveries/s (--ack all) at %d clients '
+                            '≥ 1.2× best peer' % n,
+                            '%s× (%s vs %s %s)%s' % (
+                                fmt(ratio, '%.2f'), fmt_int(meds.get('chat')),
+                                LABEL[best[1]] if best else '—',
+                                fmt_int(best[0]) if best else '—',
+                                '; not CPU-bound: ' + ', '.join(idle)
+                                if idle else ''),
+                            None if ratio is None else
+                            'uncounted' if ok and idle else ok))
             add('| %d | %s | %s | %s | %s |' % (
                 n, ' | '.join(cells), LABEL[best[1]] if best else '—',
                 fmt(ratio, '%.2f×'),
@@ -246,6 +305,113 @@ def summary(outdir):
                     fmt(med([r['latency_us']['p99'] / 1000.0
                              for r in usable(fan.get((s, n), []))]),
                         '%.3f').replace('—', 'NaN') for s in SERVERS)))
+
+    # ---- the three figures: window --ack all, window --ack one, capacity ----
+    figs = [('fanout', 'window 8, --ack all (closed loop)'),
+            ('ackone', 'window 8, --ack one (closed loop, one observer)'),
+            ('capacity', 'open-loop capacity (no loss, p99 ≤ 50 ms)')]
+    data = {}
+    fsizes = set()
+    for kind, _ in figs:
+        for name, r in runs(raw, kind + '-*.json'):
+            m = re.match(kind + r'-(\w+)-(\d+)-r(\d+)\.json', name)
+            if m and m.group(1) in LABEL:
+                n = int(m.group(2))
+                fsizes.add(n)
+                data.setdefault((kind, m.group(1), n), []).append(r)
+    if any(k[0] != 'fanout' for k in data):
+        add('## The three figures: deliveries/s by rule')
+        add('')
+        add('Medians over the runs, with the server\'s median CPU (share of '
+            'its core; for capacity, at the capacity step). A server below '
+            '%d %% is marked *not CPU-bound*: it was waiting, not working, '
+            'and a lead over it is not counted. Capacity is the highest '
+            'fixed total rate at which every receiver got every message '
+            'with p99 ≤ 50 ms, found by bisection; "≥" marks a search that '
+            'the generator, not the server, stopped (a step failed while '
+            'chat-bench was over its lag or CPU bound: the server may carry '
+            'more).' % (100 * CPU_BOUND))
+        add('')
+        for kind, title in figs:
+            if not any(k[0] == kind for k in data):
+                continue
+            add('### %s' % title)
+            add('')
+            add('| clients | ' + ' | '.join(LABEL[s] for s in SERVERS) +
+                ' | best peer | ratio | ≥ 1.2× |')
+            add('|' + ' --- |' * (len(SERVERS) + 4))
+            for n in sorted(fsizes):
+                meds, cpus, cells = {}, {}, []
+                for s in SERVERS:
+                    rs = data.get((kind, s, n), [])
+                    use = usable(rs)
+                    meds[s] = med([figure(r) for r in use])
+                    cpus[s] = med([server_cpu(r) for r in use
+                                   if server_cpu(r) >= 0])
+                    if meds[s] is None:
+                        cells.append('—' if not rs else
+                                     '— (%d not ok)' % len(rs))
+                        continue
+                    notes = ['%d run%s' % (len(rs), '' if len(rs) == 1
+                                           else 's')]
+                    if cpus[s] is not None:
+                        notes.append('CPU %.0f %%' % (100 * cpus[s]))
+                        if cpus[s] < CPU_BOUND:
+                            notes.append('*not CPU-bound*')
+                    if kind == 'capacity':
+                        notes.append('p99 %s µs' % fmt_int(med(
+                            [r['capacity_p99_us'] for r in use])))
+                    gen = kind == 'capacity' and any(
+                        r.get('generator_limited') for r in use)
+                    cells.append('%s%s (%s)' % ('≥ ' if gen else '',
+                                                fmt_int(meds[s]),
+                                                ', '.join(notes)))
+                peers = [(meds[s], s) for s in PEERS if meds.get(s) is not None]
+                best = max(peers) if peers else None
+                ratio = (meds['chat'] / best[0] if best and best[0] and
+                         meds.get('chat') is not None else None)
+                idle = [LABEL[s] for _, s in peers
+                        if cpus.get(s) is not None and cpus[s] < CPU_BOUND]
+                if ratio is None:
+                    v, ok = '—', None
+                elif ratio < 1.2:
+                    v, ok = 'NOT met', False
+                elif idle:
+                    v, ok = ('not counted (%s not CPU-bound)' %
+                             ', '.join(idle)), None
+                else:
+                    v, ok = 'met', True
+                add('| %d | %s | %s | %s | %s |' % (
+                    n, ' | '.join(cells), LABEL[best[1]] if best else '—',
+                    fmt(ratio, '%.2f×'), v))
+                if ratio is not None and kind != 'fanout':
+                    targets.append((
+                        '%s at %d clients ≥ 1.2× best peer' % (
+                            {'fanout': 'window --ack all',
+                             'ackone': 'window --ack one',
+                             'capacity': 'capacity'}[kind], n),
+                        '%s× (%s vs %s %s)%s' % (
+                            fmt(ratio, '%.2f'), fmt_int(meds['chat']),
+                            LABEL[best[1]], fmt_int(best[0]),
+                            '; not CPU-bound: ' + ', '.join(idle)
+                            if idle else ''),
+                        ok if ok is not None else (
+                            None if ratio is None else 'uncounted')))
+            add('')
+        if any(k[0] == 'capacity' for k in data):
+            add('Capacity searches (each run: the steps tried, total msgs/s, '
+                'verdict):')
+            add('')
+            add('| run | capacity msgs/s | stopped by | steps |')
+            add('| --- | --- | --- | --- |')
+            for name, r in runs(raw, 'capacity-*.json'):
+                add('| %s | %s | %s | %s |' % (
+                    name[:-5], fmt(r.get('capacity_rate'), '%.0f'),
+                    'generator' if r.get('generator_limited') else
+                    r.get('bound', '—'),
+                    ', '.join('%.0f %s' % (st['rate'], st['verdict'])
+                              for st in r.get('steps', []))))
+            add('')
 
     # ---- latency at half peak ----
     lat = {}
@@ -496,6 +662,8 @@ def summary(outdir):
         for t, v, ok in targets:
             add('| %s | %s | %s |' % (t, v, 'not measured' if ok is None
                                       else '—' if ok == 'context'
+                                      else 'not counted (a peer is not '
+                                      'CPU-bound)' if ok == 'uncounted'
                                       else verdict(ok)))
         add('')
 
@@ -557,10 +725,12 @@ def main():
         print(brief(a[1]))
     elif len(a) in (5, 6) and a[0] == 'halfrate':
         halfrate(*a[1:])
+    elif len(a) == 4 and a[0] == 'startrate':
+        startrate(*a[1:])
     elif len(a) == 2 and a[0] == 'disturbed':
         r = load(a[1])
-        sys.exit(0 if r is not None and r.get('mode') == 'fanout' and
-                 disturbed(r) else 1)
+        sys.exit(0 if r is not None and r.get('mode') in (
+            'fanout', 'capacity') and disturbed(r) else 1)
     elif len(a) == 2 and a[0] == 'summary':
         summary(a[1])
     else:

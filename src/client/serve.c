@@ -239,7 +239,10 @@ static void on_offer_realpath(uv_fs_t *req) {
   }
 }
 
-/* What one requester holds: its offers plus the senders streaming to it. */
+/* What one requester holds: its offers plus the senders still streaming
+ * to it. A sender that wrote its digest no longer counts: the requester
+ * may already have its file and ask for the next one (it asks again when
+ * one of its transfers from us ends), before our side has closed. */
 static unsigned requester_load(client_t *c, const char *name, size_t len) {
   unsigned n = 0;
 
@@ -247,8 +250,9 @@ static unsigned requester_load(client_t *c, const char *name, size_t len) {
     if (chat_name_equal(o->requester, strlen(o->requester), name, len))
       n++;
   for (sender_t *s = c->senders; s != NULL; s = s->next)
-    if (s->slot && chat_name_equal(s->offer->requester,
-                                   strlen(s->offer->requester), name, len))
+    if (s->slot && !s->done &&
+        chat_name_equal(s->offer->requester, strlen(s->offer->requester), name,
+                        len))
       n++;
   return n;
 }

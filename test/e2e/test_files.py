@@ -358,16 +358,23 @@ class FileTestCase(ChatTestCase):
             self.fail('%r left temporary files in %s: %r\n%s' % (
                 client, client.downloads, left, client.describe()))
 
-    def wait_part(self, client, file, owner, start, timeout=30):
+    def wait_part(self, client, file, owner, start, timeout=30, min_bytes=0):
         """Polls (every 5 ms) until client's ".<file>.part-" temp file
-        exists; returns its name. Fails when an outcome line comes first."""
+        exists and holds at least min_bytes; returns its name. Fails when an
+        outcome line comes first. The file is made before the request is
+        sent, so only min_bytes > 0 means the bytes are flowing."""
         deadline = time.monotonic() + scaled(timeout)
         pat = part_re(file)
         done = outcome_re(file, owner)
         while True:
             names = [n for n in os.listdir(client.downloads) if pat.match(n)]
-            if names:
-                return names[0]
+            for n in names:
+                try:
+                    size = os.path.getsize(os.path.join(client.downloads, n))
+                except FileNotFoundError:
+                    continue
+                if size >= min_bytes:
+                    return n
             lines = client.lines()
             over = [l for l in lines[start:] if done.search(l)]
             if over:
@@ -883,7 +890,9 @@ class FileFailureTest(FileTestCase):
     @harness.slow
     def test_owner_killed_mid_transfer(self):
         alice, bob, carol, start = self.request_huge_file()
-        self.wait_part(bob, 'huge.bin', 'alice', start)
+        # bytes have arrived: the direct connection is up, so no relay
+        # fallback (which would answer "no such user") can follow the kill
+        self.wait_part(bob, 'huge.bin', 'alice', start, min_bytes=1)
         alice.kill()
         self.expect_failure(bob, 'huge.bin', 'alice',
                             '|'.join((R_CONNECTION, R_SIZE, R_OWNER_LEFT)),
@@ -896,7 +905,7 @@ class FileFailureTest(FileTestCase):
     @harness.slow
     def test_requester_exits_during_large_transfer(self):
         alice, bob, carol, start = self.request_huge_file()
-        self.wait_part(bob, 'huge.bin', 'alice', start)
+        self.wait_part(bob, 'huge.bin', 'alice', start, min_bytes=1)
         bob.send('x')
         self.assertEqual(bob.wait_exit(timeout=5), 0, bob.describe())
         self.assertEqual(bob.lines()[-1], GOODBYE)

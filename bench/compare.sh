@@ -13,11 +13,14 @@
 #   --out DIR          results directory (default bench/results/<timestamp>)
 #   --servers LIST     comma-separated subset of chat,nats,inspircd,ngircd
 #   --skip LIST        comma-separated parts to skip:
-#                      fanout,ackone,capacity,latency,sweep,floor,window,
-#                      idle,transfer (fanout is the window with --ack all,
-#                      ackone the window with --ack one)
+#                      fanout,ackone,capacity,latency,common,sweep,floor,
+#                      window,idle,transfer (fanout is the window with
+#                      --ack all, ackone the window with --ack one, latency
+#                      each server at half its own peak, common every
+#                      server at half of the best peer's peak)
 #   --quickack         chat-bench sets TCP_QUICKACK on its receiving sockets
-#                      (fanout, ackone, capacity, latency, sweep, window)
+#                      (fanout, ackone, capacity, latency, common, sweep,
+#                      window)
 #   --runs N           runs per (server, size) (default 3)
 #   --sizes LIST       client counts of the fan-out and capacity parts,
 #                      space- or comma-separated (default 100 1000 5000;
@@ -334,8 +337,8 @@ fanout_run() { # server clients run [ack]
   log "  $label: $(python3 "$here/summarize.py" brief "$out/raw/$label.json")"
 }
 
-latency_run() { # server run rate
-  local s=$1 r=$2 rate=$3 label="latency-$1-$lat_clients-r$2"
+latency_run() { # server run rate [kind]
+  local s=$1 r=$2 rate=$3 label="${4:-latency}-$1-$lat_clients-r$2"
   start_server "$s" "$label"
   bench "$label" fanout --port "$srv_port" --proto "$(proto_of "$s")" \
     --clients $lat_clients --senders $senders --size $size --rate "$rate" \
@@ -485,6 +488,25 @@ if ! skipped latency; then
         latency_run "$s" "$r" "$rate"
     done
   done
+fi
+
+# --- p99 at a common load (1000 clients): every server at the same rate ------
+# Half of the best peer's peak (either ack rule), so that p99s compare at
+# equal work rather than each at its own half peak.
+if ! skipped common; then
+  read -r rate best_peer < <(python3 "$here/summarize.py" commonrate \
+    "$out/raw" $lat_clients $senders || true) || true
+  if [ -z "${rate:-}" ]; then
+    log "common: no peer fan-out result at $lat_clients clients; skipped"
+  else
+    for ((r = 1; r <= runs; r++)); do
+      for s in "${server_list[@]}"; do
+        log "common-load run $r/$runs: $s, $lat_clients clients, $rate msgs/s per sender (half of $best_peer's peak)"
+        retry_disturbed "$out/raw/common-$s-$lat_clients-r$r.json" \
+          latency_run "$s" "$r" "$rate" common
+      done
+    done
+  fi
 fi
 
 # --- chat-server's p99 against offered load (1000 clients, fixed rate) -------

@@ -5,6 +5,9 @@
   summarize.py halfrate RAWDIR SERVER N S [F]  per-sender msgs/s at F (default
                                                0.5) of SERVER's median peak
                                                at N clients
+  summarize.py commonrate RAWDIR N S          per-sender msgs/s at half of the
+                                               best peer's peak at N clients
+                                               (either ack), and that peer
   summarize.py startrate RAWDIR SERVER N       total msgs/s to start SERVER's
                                                capacity search at N clients
                                                from: half of its best
@@ -128,6 +131,22 @@ def halfrate(raw, server, clients, senders, frac='0.5'):
         sys.exit(1)
     msgs = med(vals) / (int(clients) - 1)
     print('%.3f' % (msgs * float(frac) / int(senders)))
+
+
+def commonrate(raw, clients, senders):
+    """Per-sender msgs/s at half of the best peer's peak at N clients: the
+    best closed-loop median (either ack rule) of any server but chat."""
+    best = None
+    for s in PEERS:
+        for pat in ('fanout-%s-%s-r*.json', 'ackone-%s-%s-r*.json'):
+            v = med([r['deliveries_per_s'] for r in
+                     usable([r for _, r in runs(raw, pat % (s, clients))])])
+            if v is not None and (best is None or v > best[0]):
+                best = (v, s)
+    if best is None:
+        sys.exit(1)
+    print('%.3f %s' % (best[0] / (int(clients) - 1) / 2 / int(senders),
+                       best[1]))
 
 
 def startrate(raw, server, clients):
@@ -335,6 +354,14 @@ def summary(outdir):
         for kind, title in figs:
             if not any(k[0] == kind for k in data):
                 continue
+            with open(os.path.join(outdir, 'fig-%s.dat' % kind), 'w') as f:
+                f.write('# clients ' + ' '.join(SERVERS) +
+                        ' (deliveries/s, median: %s)\n' % title)
+                for n in sorted(fsizes):
+                    f.write('%d %s\n' % (n, ' '.join(
+                        fmt(med([figure(r) for r in
+                                 usable(data.get((kind, s, n), []))]),
+                            '%.1f').replace('—', 'NaN') for s in SERVERS)))
             add('### %s' % title)
             add('')
             add('| clients | ' + ' | '.join(LABEL[s] for s in SERVERS) +
@@ -413,44 +440,9 @@ def summary(outdir):
                               for st in r.get('steps', []))))
             add('')
 
-    # ---- latency at half peak ----
-    lat = {}
-    for name, r in runs(raw, 'latency-*.json'):
-        m = re.match(r'latency-(\w+)-(\d+)-r(\d+)\.json', name)
-        if m:
-            lat.setdefault(m.group(1), []).append(r)
-    if lat:
-        n = next(iter(lat.values()))[0]['clients']
-        add('## Latency at half of each server\'s peak rate (%d clients, '
-            'fixed rate)' % n)
-        add('')
-        add('| server | msgs/s per sender | deliveries/s | p50 µs | p99 µs | '
-            'p99.9 µs | max µs | runs |')
-        add('| --- | --- | --- | --- | --- | --- | --- | --- |')
-        for s in SERVERS:
-            rs = lat.get(s)
-            if not rs:
-                continue
-            good = usable(rs)
-            dist = len([r for r in rs if r.get('ok') and disturbed(r)])
-            q = lambda k: med([r['latency_us'][k] for r in good])
-            add('| %s | %s | %s | %s | %s | %s | %s | %d%s |' % (
-                LABEL[s], fmt(med([r['rate'] for r in rs]), '%.1f'),
-                fmt_int(med([r['deliveries_per_s'] for r in good])),
-                fmt_int(q('p50')), fmt_int(q('p99')), fmt_int(q('p999')),
-                fmt_int(q('max')), len(rs),
-                (' (%d not ok)' % len([r for r in rs if not r.get('ok')])
-                 if any(not r.get('ok') for r in rs) else '') +
-                (' (%d disturbed%s)' % (dist, ', used' if good and
-                                        disturbed(good[0]) else ', left out')
-                 if dist else '')))
-            if s == 'chat':
-                p99 = q('p99')
-                targets.append(('p99 at %d clients at half peak < 5 ms' % n,
-                                '%s ms' % fmt(None if p99 is None else
-                                              p99 / 1000, '%.2f'),
-                                None if p99 is None else p99 < 5000))
-        add('')
+    # ---- latency at half peak, and at a common load ----
+    lat = latency_table(raw, 'latency', add, targets)
+    latency_table(raw, 'common', add, targets)
 
     # ---- load sweep ----
     sweep = []
@@ -681,6 +673,83 @@ def summary(outdir):
     print(os.path.join(outdir, 'summary.md'))
 
 
+def latency_table(raw, kind, add, targets):
+    """The fixed-rate runs `kind`-SERVER-N-rR.json as a table; returns them
+    by server. kind 'latency': each server at half of its own peak; kind
+    'common': every server at the same rate, half of the best peer's."""
+    lat = {}
+    for name, r in runs(raw, kind + '-*.json'):
+        m = re.match(kind + r'-(\w+)-(\d+)-r(\d+)\.json', name)
+        if m:
+            lat.setdefault(m.group(1), []).append(r)
+    if not lat:
+        return lat
+    n = next(iter(lat.values()))[0]['clients']
+    if kind == 'latency':
+        add('## Latency at half of each server\'s peak rate (%d clients, '
+            'fixed rate)' % n)
+    else:
+        rate = med([r['rate'] for rs in lat.values() for r in rs])
+        add('## Latency at a common load: every server at half of the best '
+            'peer\'s peak (%d clients, %s msgs/s per sender, %s '
+            'deliveries/s offered)' % (
+                n, fmt(rate, '%.1f'),
+                fmt_int(None if rate is None else
+                        rate * next(iter(lat.values()))[0]['senders'] *
+                        (n - 1))))
+    add('')
+    add('| server | msgs/s per sender | deliveries/s | server CPU | '
+        'chat-bench CPU | p50 µs | p99 µs | p99.9 µs | max µs | runs |')
+    add('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |')
+    p99s = {}
+    for s in SERVERS:
+        rs = lat.get(s)
+        if not rs:
+            continue
+        good = usable(rs)
+        dist = len([r for r in rs if r.get('ok') and disturbed(r)])
+        q = lambda k: med([r['latency_us'][k] for r in good])
+        p99s[s] = q('p99')
+        add('| %s | %s | %s | %s | %s | %s | %s | %s | %s | %d%s |' % (
+            LABEL[s], fmt(med([r['rate'] for r in rs]), '%.1f'),
+            fmt_int(med([r['deliveries_per_s'] for r in good])),
+            fmt(med([100 * r.get('server_cpu', 0) for r in good]), '%.0f %%'),
+            fmt(med([100 * r.get('bench_cpu', 0) for r in good]), '%.0f %%'),
+            fmt_int(q('p50')), fmt_int(q('p99')), fmt_int(q('p999')),
+            fmt_int(q('max')), len(rs),
+            (' (%d not ok)' % len([r for r in rs if not r.get('ok')])
+             if any(not r.get('ok') for r in rs) else '') +
+            (' (%d disturbed%s)' % (dist, ', used' if good and
+                                    disturbed(good[0]) else ', left out')
+             if dist else '')))
+    add('')
+    p99 = p99s.get('chat')
+    if kind == 'latency':
+        targets.append(('p99 at %d clients at half peak < 5 ms' % n,
+                        '%s ms' % fmt(None if p99 is None else p99 / 1000,
+                                      '%.2f'),
+                        None if p99 is None else p99 < 5000))
+        targets.append(('p99 at %d clients at half peak ≤ 12.2 ms (no worse '
+                        'than before issue 11)' % n,
+                        '%s ms' % fmt(None if p99 is None else p99 / 1000,
+                                      '%.2f'),
+                        None if p99 is None else p99 <= 12200))
+    else:
+        peers = [(v, s) for s, v in p99s.items() if s != 'chat' and
+                 v is not None]
+        best = min(peers) if peers else None
+        ratio = p99 / best[0] if p99 is not None and best else None
+        targets.append(('p99 at %d clients at a common load ≤ 0.25× the best '
+                        'peer\'s' % n,
+                        '%s× (%s ms vs %s %s ms)' % (
+                            fmt(ratio, '%.3f'),
+                            fmt(None if p99 is None else p99 / 1000, '%.2f'),
+                            LABEL[best[1]] if best else '—',
+                            fmt(best[0] / 1000 if best else None, '%.2f')),
+                        None if ratio is None else ratio <= 0.25))
+    return lat
+
+
 def plots(outdir):
     if not shutil.which('gnuplot'):
         return
@@ -688,6 +757,12 @@ def plots(outdir):
     for dat, png, ylabel, title in (
             ('fanout.dat', 'fanout.png', 'deliveries per second',
              'Fan-out throughput (10 senders, 64 B, window 8)'),
+            ('fig-fanout.dat', 'fig-fanout.png', 'deliveries per second',
+             'Window 8, --ack all (10 senders, 64 B)'),
+            ('fig-ackone.dat', 'fig-ackone.png', 'deliveries per second',
+             'Window 8, --ack one (10 senders, 64 B)'),
+            ('fig-capacity.dat', 'fig-capacity.png', 'deliveries per second',
+             'Open-loop capacity (no loss, p99 <= 50 ms)'),
             ('p99.dat', 'p99.png', 'p99 latency (ms)',
              'Closed-loop p99 delivery latency (same runs)')):
         path = os.path.join(outdir, dat)
@@ -704,7 +779,7 @@ def plots(outdir):
             "set xlabel 'clients'", "set ylabel '%s'" % ylabel,
             'set logscale x', 'set logscale y', 'set grid',
             'set key outside right', 'set datafile missing "NaN"',
-            'set format y "%.0s%c"' if dat == 'fanout.dat' else '',
+            'set format y "%.0s%c"' if dat != 'p99.dat' else '',
             'plot ' + plot, ''])
         subprocess.run(['gnuplot'], input=script, text=True, cwd=outdir,
                        stderr=subprocess.DEVNULL, check=False)
@@ -725,6 +800,8 @@ def main():
         print(brief(a[1]))
     elif len(a) in (5, 6) and a[0] == 'halfrate':
         halfrate(*a[1:])
+    elif len(a) == 4 and a[0] == 'commonrate':
+        commonrate(*a[1:])
     elif len(a) == 4 and a[0] == 'startrate':
         startrate(*a[1:])
     elif len(a) == 2 and a[0] == 'disturbed':

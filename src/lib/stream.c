@@ -576,9 +576,16 @@ static void list_link(chat_stream_t *s, chat_stream_t **head,
   *tail = s;
 }
 
+/* The idle handle keeps the next poll from blocking, so the check writes
+ * the queue even when the write came from outside an I/O callback (a timer
+ * resuming a throttled client), where the poll would otherwise sleep until
+ * the next timer first. Starting an active idle handle is a no-op. */
+static void on_batch_idle(uv_idle_t *h);
+
 static void dirty_link(chat_stream_t *s) {
   s->flags |= F_DIRTY;
   list_link(s, &batch.dirty, &batch.dirty_tail);
+  uv_idle_start(&batch.idle, on_batch_idle);
 }
 
 static void dirty_unlink(chat_stream_t *s) {

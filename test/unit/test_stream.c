@@ -7,6 +7,8 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -179,6 +181,106 @@ static void test_failed_hold_during_redelivery_breaks_reading(void **state) {
   assert_int_equal(t->nevents, 1);
 }
 
+static int iterations;
+
+static void on_prepare(uv_prepare_t *h) {
+  (void)h;
+  iterations++;
+}
+
+/* Coalesced writes into a socket that is full: the stream neither spins
+ * the loop while the peer reads nothing (a full write is retried on the
+ * next iteration at most twice, then waits for POLLOUT) nor loses or
+ * reorders a byte once the peer reads again. */
+static void test_full_socket_neither_spins_nor_loses_bytes(void **state) {
+  fixture_t *t = *state;
+  enum { CHUNK = 1024, CHUNKS = 1024 };
+  static unsigned char got[CHUNK * CHUNKS];
+  unsigned char chunk[CHUNK];
+  static uv_prepare_t prep; /* closed by teardown's loop run */
+  uv_os_fd_t fd;
+  int small = 4096, flags;
+  size_t have = 0;
+  ssize_t n;
+
+  assert_int_equal(uv_fileno((uv_handle_t *)chat_stream_uv(&t->s), &fd), 0);
+  assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small)),
+                   0);
+  assert_int_equal(
+      setsockopt(t->peer, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)), 0);
+  assert_int_equal(chat_batch_start(&t->loop), 0);
+  assert_int_equal(uv_prepare_init(&t->loop, &prep), 0);
+  assert_int_equal(uv_prepare_start(&prep, on_prepare), 0);
+  for (int i = 0; i < CHUNKS; i++) {
+    memset(chunk, i & 0xff, sizeof(chunk));
+    chunk[0] = (unsigned char)(i >> 8);
+    assert_int_equal(chat_stream_write_copy(&t->s, chunk, sizeof(chunk)), 0);
+  }
+  iterations = 0;
+  run_for(t, 200);
+  /* A spinning loop makes hundreds of thousands of iterations in 200 ms;
+   * retries and the timer make a handful. */
+  assert_true(iterations < 50);
+  assert_true(t->s.queued > 0); /* the peer took only what fits */
+
+  flags = fcntl(t->peer, F_GETFL);
+  assert_int_equal(fcntl(t->peer, F_SETFL, flags | O_NONBLOCK), 0);
+  for (int spins = 0; have < sizeof(got) && spins < 100000; spins++) {
+    n = read(t->peer, got + have, sizeof(got) - have);
+    if (n > 0)
+      have += (size_t)n;
+    else
+      assert_true(n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK));
+    uv_run(&t->loop, UV_RUN_NOWAIT);
+  }
+  assert_int_equal(have, sizeof(got));
+  assert_int_equal(t->s.queued, 0);
+  for (int i = 0; i < CHUNKS; i++) {
+    assert_int_equal(got[i * CHUNK], (unsigned char)(i >> 8));
+    for (int k = 1; k < CHUNK; k++)
+      assert_int_equal(got[i * CHUNK + k], (unsigned char)(i & 0xff));
+  }
+  assert_int_equal(fcntl(t->peer, F_SETFL, flags), 0);
+  uv_close((uv_handle_t *)&prep, NULL);
+  chat_batch_stop();
+}
+
+static int far_fired;
+
+static void on_far(uv_timer_t *h) {
+  (void)h;
+  far_fired = 1;
+}
+
+static void on_write_now(uv_timer_t *h) {
+  fixture_t *t = h->data;
+
+  assert_int_equal(chat_stream_write_copy(&t->s, "hi\n", 3), 0);
+}
+
+/* A coalesced write made from a timer callback (as when a throttled
+ * client is resumed) goes out in that loop iteration: the poll after the
+ * timers must not sleep until the next timer with bytes queued. */
+static void test_write_from_timer_goes_out_at_once(void **state) {
+  fixture_t *t = *state;
+  static uv_timer_t far; /* closed by teardown's loop run */
+  char buf[8];
+
+  assert_int_equal(chat_batch_start(&t->loop), 0);
+  assert_int_equal(uv_timer_init(&t->loop, &far), 0);
+  far_fired = 0;
+  assert_int_equal(uv_timer_start(&far, on_far, 2000, 0), 0);
+  t->timer.data = t;
+  assert_int_equal(uv_timer_start(&t->timer, on_write_now, 0, 0), 0);
+  uv_run(&t->loop, UV_RUN_ONCE);
+  assert_false(far_fired); /* the poll did not wait for the far timer */
+  assert_int_equal(t->s.queued, 0);
+  assert_int_equal(read(t->peer, buf, sizeof(buf)), 3);
+  assert_memory_equal(buf, "hi\n", 3);
+  uv_close((uv_handle_t *)&far, NULL);
+  chat_batch_stop();
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_pause_holds_rest_of_chunk, setup,
@@ -187,6 +289,10 @@ int main(void) {
                                       setup, teardown),
       cmocka_unit_test_setup_teardown(
           test_failed_hold_during_redelivery_breaks_reading, setup, teardown),
+      cmocka_unit_test_setup_teardown(
+          test_full_socket_neither_spins_nor_loses_bytes, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_write_from_timer_goes_out_at_once,
+                                      setup, teardown),
   };
 
   return cmocka_run_group_tests(tests, NULL, NULL);

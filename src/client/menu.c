@@ -129,6 +129,14 @@ void menu_feed(menu_t *m, const char *line, size_t len, menu_action_t *act) {
     m->owner_len = len < MENU_FIELD_MAX ? len : MENU_FIELD_MAX;
     memcpy(m->owner, line, m->owner_len);
     m->owner[m->owner_len] = '\0';
+    if (len == 0) {
+      /* refused at once: asking for a file name would be a wasted step */
+      m->state = MENU_CHOOSE;
+      act->kind = MENU_ACT_FILE;
+      act->owner = m->owner;
+      act->text = "";
+      break;
+    }
     m->state = MENU_FILE_NAME;
     prompt(act, MENU_PROMPT_FILE);
     break;

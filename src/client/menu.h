@@ -51,7 +51,8 @@ typedef struct {
                          typed */
   size_t len;
   const char *owner; /* MENU_ACT_FILE: the owner's name without surrounding
-                        blanks (NUL-terminated) */
+                        blanks (NUL-terminated); when it is empty the file
+                        name was not asked for and text is "" */
   size_t owner_len;
 } menu_action_t;
 

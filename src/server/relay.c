@@ -248,9 +248,25 @@ static int over_limit(server_t *srv, const ticket_t *t, const char *ip,
 
 /* ---- legs ---------------------------------------------------------------- */
 
+/* Sends "RELAY-FAIL <code> <text>" and ends the leg. The requester reads
+ * it as a file-connection header, so the line is cut to fit
+ * CHAT_XFER_HEADER_MAX (on a UTF-8 boundary, with "..." to show the cut):
+ * an owner's long or escaped reason must not turn into a protocol error. */
 static void relay_fail_leg(client_t *c, const char *code, const char *text) {
+  /* bytes of text that fit beside "\001RELAY-FAIL <code> " and "\n" */
+  size_t room =
+      CHAT_XFER_HEADER_MAX - (sizeof("\001RELAY-FAIL  \n") - 1) - strlen(code);
+  size_t len = strlen(text);
+  int cut = len > room;
+
+  if (cut) {
+    len = room - 3;
+    while (len > 0 && ((unsigned char)text[len] & 0xC0) == 0x80)
+      len--; /* text[len] starts a character: text[0..len) is whole */
+  }
   c->is_leg = 1;
-  client_send_own(c, chat_format_control("RELAY-FAIL", "%s %s", code, text));
+  client_send_own(c, chat_format_control("RELAY-FAIL", "%s %.*s%s", code,
+                                         (int)len, text, cut ? "..." : ""));
   client_end(c);
 }
 

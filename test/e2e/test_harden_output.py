@@ -276,8 +276,12 @@ class TrimmedNameTest(OutputTestCase):
 
     def test_empty_names_refused_without_asking_the_server(self):
         fake, bob, conn = self.fake_session()
-        start = self.request(bob, '  \t', 'a.txt')
+        # an empty owner is refused before the file name is asked for
+        start = len(bob.lines())
+        bob.send('f')
+        bob.send('  \t')
         bob.wait_for('file request not sent: no owner name given', start=start)
+        self.assertNotIn(harness.FILE_PROMPT, ''.join(bob.lines()[start:]))
         start = self.request(bob, 'alice', ' \t ')
         bob.wait_for('file request not sent: no file name given', start=start)
         bob.message('after the empty requests')

@@ -394,6 +394,26 @@ class RelayServeFailTest(HardenRelayCase):
         # the one slot is free again
         self.legit_relay(server)
 
+    def test_long_owner_reason_still_fits_a_header_line(self):
+        """A reason that escaping makes four times longer is cut so that
+        the requester can still read the line (its header limit is 128
+        bytes), not taken for a protocol error."""
+        server = self.start_server('--relay-wait', '60')
+        fake = RelayFakeOwner(self, server, port=0)
+        raw = self.raw_requester(server)
+        self.barrier(fake.chat, [raw])
+        token = self.arrange(raw, fake, 1)[0]
+        leg = self.fetch_leg(server, token)
+        fake.wait_relay_serve(token)
+        fake.chat.send_raw(b'\x01RELAY-SERVE-FAIL %s bad-token ' %
+                           token.encode() + b'\x1b' * 150 + b'\n')
+        line = fetch_rest(self, leg)
+        self.assertLessEqual(len(line), 128, line)
+        self.assertTrue(line.startswith(
+            b'\x01RELAY-FAIL bad-token the owner no longer holds this '
+            b'transfer (^[^['), line)
+        self.assertTrue(line.endswith(b'...\n'), line)
+
 
 def first_line(case, sock, timeout=10):
     """The bytes a socket receives up to and including its first newline

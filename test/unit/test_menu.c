@@ -220,6 +220,25 @@ static void test_second_file_request_forgets_first_owner(void **state) {
   assert_string_equal(act.owner, "bo");
 }
 
+/* An owner name that is empty once trimmed ends the request at once, with
+ * an empty owner (the client says why), and the next line is a menu choice
+ * again, not a file name. */
+static void test_empty_owner_ends_request_at_once(void **state) {
+  menu_t m;
+  menu_action_t act;
+
+  start_choosing(&m);
+  feed(&m, "f");
+  act = feed(&m, " \t ");
+  assert_int_equal(act.kind, MENU_ACT_FILE);
+  assert_int_equal(act.owner_len, 0);
+  assert_int_equal(act.len, 0);
+  assert_int_equal(m.state, MENU_CHOOSE);
+  act = feed(&m, "m");
+  assert_int_equal(act.kind, MENU_ACT_PROMPT);
+  assert_string_equal(act.prompt, MENU_PROMPT_MESSAGE);
+}
+
 /* Only leading and trailing ASCII spaces and tabs go; inner ones and other
  * characters stay. */
 static void test_owner_and_file_names_are_trimmed(void **state) {
@@ -229,8 +248,7 @@ static void test_owner_and_file_names_are_trimmed(void **state) {
       {"bob ", " a.txt ", "bob", "a.txt"},
       {"\t bob\t", "\ta b.txt\t ", "bob", "a b.txt"},
       {"bob", "a  b", "bob", "a  b"},
-      {"   ", " \t ", "", ""},
-      {"", "", "", ""},
+      {"bob", " \t ", "bob", ""},
       {"\xc2\xa0"
        "bob",
        "x\xc2\xa0",
@@ -408,6 +426,7 @@ int main(void) {
       cmocka_unit_test(test_registered_shows_options),
       cmocka_unit_test(test_message_option_prompts),
       cmocka_unit_test(test_owner_and_file_names_are_trimmed),
+      cmocka_unit_test(test_empty_owner_ends_request_at_once),
       cmocka_unit_test(test_owner_trimmed_before_truncation),
       cmocka_unit_test(test_message_is_sent_verbatim),
       cmocka_unit_test(test_message_text_points_into_line),

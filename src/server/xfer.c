@@ -255,7 +255,7 @@ static int is_code(const char *s, size_t len) {
 /* SERVE-FAIL <token> <code> <text> */
 static int do_serve_fail(client_t *c, const char *args, size_t len) {
   const char *f[3];
-  size_t fl[3];
+  size_t fl[3], n;
   pending_t *p, *prev;
   char code[33], text[256], q[LOG_QUOTE_MAX(CHAT_FILENAME_MAX)];
 
@@ -268,7 +268,10 @@ static int do_serve_fail(client_t *c, const char *args, size_t len) {
     return 0;
   memcpy(code, f[1], fl[1]);
   code[fl[1]] = '\0';
-  snprintf(text, sizeof(text), "%.*s", (int)(fl[2] < 200 ? fl[2] : 200), f[2]);
+  n = fl[2] < 200 ? fl[2] : 200;
+  while (n < fl[2] && n > 0 && ((unsigned char)f[2][n] & 0xC0) == 0x80)
+    n--; /* cut before a character, not inside one: the text stays UTF-8 */
+  snprintf(text, sizeof(text), "%.*s", (int)n, f[2]);
   log_msg("transfer of %s from %s to %s refused: %s",
           log_quote(q, sizeof(q), p->file), c->name, p->requester->name, code);
   get_fail(p->requester, p->id, code, text);

@@ -256,6 +256,25 @@ class LogNeutralisedTest(ServerCase):
                             for l in transfer), transfer)
 
 
+class LongRefusalTest(ServerCase):
+    """An owner's long refusal text reaches the requester cut to 200 bytes
+    on a character boundary: still valid UTF-8."""
+
+    def test_long_multibyte_serve_fail_text_cut_on_a_character(self):
+        server = self.start_server()
+        owner = RawOwner(self, server, 'owner', 0)
+        req = self.requester(server, 'req')
+        self.barrier(req, [owner.chat], 'sync')
+        req.send('\x01GET 1 owner a.txt')
+        token = owner.wait_serve()[0]
+        # 'x' then 150 two-byte characters: byte 200 is inside one
+        owner.chat.send(('\x01SERVE-FAIL %s no-such-file x' % token) +
+                        '\u00e9' * 150)
+        i = req.wait_for(re.compile('^\x01GET-FAIL 1 '), start=0)
+        text = req.received[i].split(' ', 3)[3]
+        self.assertEqual(text, 'x' + '\u00e9' * 99, repr(text))
+
+
 # ---- item 4: the slow consumer's last line ---------------------------------
 
 class SlowConsumerLastLineTest(ServerCase):

@@ -145,7 +145,8 @@ static void handle_name(client_t *c, const char *line, size_t len) {
   broadcast(srv, c, chat_format_notice("%s joined", c->name));
 }
 
-static void handle_control(client_t *c, const char *line, size_t len) {
+/* Returns 1 when the line answered one of the server's own requests. */
+static int handle_control(client_t *c, const char *line, size_t len) {
   chat_line_t cmd;
   char verb[32];
   int rc;
@@ -155,8 +156,8 @@ static void handle_control(client_t *c, const char *line, size_t len) {
     rc = relay_leg(c, cmd.text, cmd.text_len);
   else
     rc = c->registered ? xfer_control(c, &cmd) : CHAT_EPROTO;
-  if (rc == 0)
-    return;
+  if (rc == 0 || rc == XFER_ANSWERED)
+    return rc == XFER_ANSWERED;
   chat_sanitize(cmd.word, cmd.word_len < 16 ? cmd.word_len : 16, verb,
                 sizeof(verb));
   if (rc == CHAT_EPROTO)
@@ -167,6 +168,7 @@ static void handle_control(client_t *c, const char *line, size_t len) {
     client_send_own(c,
                     chat_format_error("unknown-command",
                                       "the command \"%s\" is not known", verb));
+  return 0;
 }
 
 static void handle_text(client_t *c, const char *line, size_t len) {
@@ -187,15 +189,22 @@ static void handle_text(client_t *c, const char *line, size_t len) {
 static void on_client_line(chat_stream_t *s, const char *line, size_t len) {
   client_t *c = (client_t *)s;
 
+  int answer = 0;
+
   if (c->doomed || c->closing || c->is_leg)
     return;
-  limits_line(c);
   if (len > 0 && line[0] == CHAT_CONTROL_CHAR)
-    handle_control(c, line, len);
+    answer = handle_control(c, line, len);
   else if (!c->registered)
     handle_name(c, line, len);
   else
     handle_text(c, line, len);
+  /* Charged after the line is handled (it is handled either way; a
+   * charge only pauses what follows). An owner's answers to the server's
+   * SERVE requests are free: requesters' GETs, each within its own limits,
+   * must not use up the owner's lines and so delay everybody's answers. */
+  if (!answer && !c->doomed && !c->closing && !c->is_leg)
+    limits_line(c);
 }
 
 static void on_client_event(chat_stream_t *s, int status) {

@@ -176,7 +176,11 @@ void relay_stop(server_t *srv);
 /* Returns 0 or a libuv error, with nothing left open. */
 int xfer_init(server_t *srv);
 /* Handles a control line from a registered client: 0 when done,
- * CHAT_EPROTO when malformed, 1 when the verb is not a transfer verb. */
+ * XFER_ANSWERED when done and the line answered a SERVE the server sent
+ * (such lines are not charged to flood control: the server asked for
+ * them, one per request), CHAT_EPROTO when malformed, 1 when the verb is
+ * not a transfer verb. */
+#define XFER_ANSWERED 2
 int xfer_control(client_t *c, const chat_line_t *cmd);
 /* c is leaving: fail or drop every pending request it is part of. */
 void xfer_forget(client_t *c);

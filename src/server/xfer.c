@@ -240,7 +240,7 @@ static int do_serve_ok(client_t *c, const char *args, size_t len) {
                       c->file_port > 0 ? c->file_port : 0, p->token));
   pending_drop(c->srv, prev, p);
   arm_timer(c->srv);
-  return 0;
+  return XFER_ANSWERED;
 }
 
 static int is_code(const char *s, size_t len) {
@@ -277,7 +277,7 @@ static int do_serve_fail(client_t *c, const char *args, size_t len) {
   get_fail(p->requester, p->id, code, text);
   pending_drop(c->srv, prev, p);
   arm_timer(c->srv);
-  return 0;
+  return XFER_ANSWERED;
 }
 
 /* RELAY-SERVE-FAIL <token> <code> <text>: the owner cannot serve a relay

@@ -256,6 +256,39 @@ class LogNeutralisedTest(ServerCase):
                             for l in transfer), transfer)
 
 
+class OwnerAnswersUnthrottledTest(ServerCase):
+    """An owner's SERVE-OK and SERVE-FAIL answers are not charged to its
+    flood control: requesters who each stay within their own limits must
+    not use up the owner's lines and so hold up another user's answer."""
+
+    def test_many_requesters_do_not_delay_another_requesters_answer(self):
+        server = self.start_server('--rate', '1', '--burst', '10')
+        owner = RawOwner(self, server, 'owner', 0)
+        spammers = [self.requester(server, 'spam%d' % i) for i in range(8)]
+        bob = self.requester(server, 'bob')
+        self.barrier(bob, [owner.chat] + spammers, 'sync')
+        for s in spammers:
+            for k in range(4):
+                s.send('\x01GET %d owner f%d.txt' % (k + 1, k))
+        # 32 answers at once: more than three times the owner's burst
+        for k in range(32):
+            token = owner.wait_serve()[0]
+            if k % 2:
+                owner.serve_ok(token)
+            else:
+                owner.chat.send('\x01SERVE-FAIL %s no-such-file gone' % token)
+        for s in spammers:
+            for k in range(4):
+                s.wait_for(re.compile('^\x01GET-(?:OK|FAIL) %d ' % (k + 1)),
+                           start=0)
+        bob.send('\x01GET 9 owner mine.txt')
+        token, who, _ = owner.wait_serve()
+        self.assertEqual(who, 'bob')
+        owner.serve_ok(token)
+        # At --rate 1 a charged answer would wait about 24 s for its turn.
+        bob.wait_for(re.compile('^\x01GET-OK 9 '), timeout=5, start=0)
+
+
 class LongRefusalTest(ServerCase):
     """An owner's long refusal text reaches the requester cut to 200 bytes
     on a character boundary: still valid UTF-8."""

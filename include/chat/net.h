@@ -45,6 +45,16 @@ void chat_listener_close(chat_listener_t *l, void (*cb)(chat_listener_t *l));
 /* Formats the peer address of a TCP handle as "1.2.3.4:5" or "[::1]:5". */
 int chat_peer_name(const uv_tcp_t *tcp, char *out, size_t cap);
 
+/* The source an address is counted as by per-address limits: an IPv4
+ * address as it is ("1.2.3.4"); an IPv4-mapped IPv6 one as its IPv4
+ * address; any other IPv6 address as its /64 ("2001:db8:1:2::/64"), since
+ * one host or site is handed a whole /64 and could otherwise take a fresh
+ * address for every connection. ip may be bracketed ("[::1]"). Anything
+ * that is not an address is copied. out is always NUL-terminated; cap of
+ * CHAT_SOURCE_KEY_MAX holds every result. */
+#define CHAT_SOURCE_KEY_MAX 64
+void chat_source_key(const char *ip, char *out, size_t cap);
+
 /* Ignore SIGPIPE on platforms that have it: a closed peer must surface as
  * UV_EPIPE, not kill the process. Call once at start-up. */
 void chat_platform_init(void);

@@ -238,6 +238,35 @@ int chat_listen(uv_loop_t *loop, chat_listener_t *l, int port, int backlog,
   return 0;
 }
 
+void chat_source_key(const char *ip, char *out, size_t cap) {
+  static const unsigned char mapped[12] = {0, 0, 0, 0, 0,    0,
+                                           0, 0, 0, 0, 0xff, 0xff};
+  unsigned char a[16];
+  char bare[64], txt[64];
+  size_t n = strlen(ip);
+
+  if (cap == 0)
+    return;
+  if (n >= 2 && ip[0] == '[' && ip[n - 1] == ']' && n - 2 < sizeof(bare)) {
+    memcpy(bare, ip + 1, n - 2);
+    bare[n - 2] = '\0';
+  } else {
+    snprintf(bare, sizeof(bare), "%s", ip);
+  }
+  if (strchr(bare, ':') == NULL || uv_inet_pton(AF_INET6, bare, a) != 0) {
+    snprintf(out, cap, "%s", ip);
+    return;
+  }
+  if (memcmp(a, mapped, sizeof(mapped)) == 0) {
+    uv_inet_ntop(AF_INET, a + 12, txt, sizeof(txt));
+    snprintf(out, cap, "%s", txt);
+    return;
+  }
+  memset(a + 8, 0, 8);
+  uv_inet_ntop(AF_INET6, a, txt, sizeof(txt));
+  snprintf(out, cap, "%s/64", txt);
+}
+
 int chat_peer_name(const uv_tcp_t *tcp, char *out, size_t cap) {
   struct sockaddr_storage ss;
   char ip[64];

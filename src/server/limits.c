@@ -25,7 +25,7 @@
 struct ipcount_s {
   ipcount_t *next;
   unsigned count;
-  char ip[48];
+  char ip[CHAT_SOURCE_KEY_MAX]; /* the source key (chat_source_key()) */
 };
 
 static void on_flood_tick(uv_timer_t *t);
@@ -98,12 +98,12 @@ unsigned limits_ip_add(client_t *c) {
 
   if (c->srv->ipcounts == NULL)
     return 0;
-  pp = ip_slot(c->srv, c->ip);
+  pp = ip_slot(c->srv, c->src);
   if (*pp == NULL) {
     e = calloc(1, sizeof(*e));
     if (e == NULL)
       return 0; /* cannot count: let it in rather than refuse everyone */
-    snprintf(e->ip, sizeof(e->ip), "%s", c->ip);
+    snprintf(e->ip, sizeof(e->ip), "%s", c->src);
     *pp = e;
   }
   c->ip_counted = 1;
@@ -116,7 +116,7 @@ static void ip_remove(client_t *c) {
   if (!c->ip_counted || c->srv->ipcounts == NULL)
     return;
   c->ip_counted = 0;
-  pp = ip_slot(c->srv, c->ip);
+  pp = ip_slot(c->srv, c->src);
   if ((e = *pp) != NULL && --e->count == 0) {
     *pp = e->next;
     free(e);

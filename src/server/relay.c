@@ -28,7 +28,9 @@
  * client bounds what one requester takes from it). An unpaired leg holds
  * at most RELAY_EARLY_MAX bytes and lives --relay-wait seconds (less if
  * the owner leaves), so hoarding slots costs an attacker as much as it
- * costs the server.
+ * costs the server; a paired relay that moves nothing gives its slot to a
+ * new relay after RELAY_EVICT_IDLE_MS when all are taken (evict()), and
+ * an IPv6 requester counts by its /64 (chat_source_key()).
  *
  * Ends travel as half-closes: the requester's EOF shuts the owner leg's
  * write side down (after what is queued), and the owner still answers;
@@ -50,6 +52,8 @@
 #define RELAY_USER_TICKETS 16     /* tickets kept per requester */
 #define RELAY_REASON_MAX 200      /* bytes of an owner's reason passed on */
 #define RELAY_IDLE_MS 60000       /* a paired relay moving nothing ends */
+/* ...and gives its slot to a new relay after this long, when all are taken */
+#define RELAY_EVICT_IDLE_MS 5000
 #define LEG_FETCH 0
 #define LEG_SERVE 1
 
@@ -73,16 +77,17 @@ struct relay_s {
   uint64_t active;   /* uv_now() when bytes last moved */
   int64_t allowance; /* bytes the rate limit still allows now */
   unsigned paired : 1;
-  unsigned paused[2]; /* leg i stopped reading */
-  unsigned eof[2];    /* leg i finished sending (read EOF) */
-  char *early[2];     /* bytes a leg sent before pairing */
+  unsigned evicted : 1; /* closing to make room: no longer counted */
+  unsigned paused[2];   /* leg i stopped reading */
+  unsigned eof[2];      /* leg i finished sending (read EOF) */
+  char *early[2];       /* bytes a leg sent before pairing */
   size_t early_len[2];
   client_t *owner_c; /* the owner's chat connection, NULL once it left */
   char token[CHAT_TOKEN_LEN + 1];
   char key[CHAT_TOKEN_LEN + 1]; /* what the serve leg presents */
   char owner[CHAT_NAME_MAX + 1];
   char requester[CHAT_NAME_MAX + 1];
-  char req_ip[48]; /* the fetch leg's address */
+  char req_src[CHAT_SOURCE_KEY_MAX]; /* the fetch leg's source key */
   char *file;
 };
 
@@ -214,19 +219,21 @@ static size_t relays_of_requester(server_t *srv, const char *name) {
   size_t n = 0, len = strlen(name);
 
   for (relay_t *r = srv->relays; r != NULL; r = r->next)
-    if (chat_name_equal(r->requester, strlen(r->requester), name, len))
+    if (!r->evicted &&
+        chat_name_equal(r->requester, strlen(r->requester), name, len))
       n++;
   return n;
 }
 
-/* Relays whose fetch leg came from the address. */
-static size_t relays_of_ip(server_t *srv, const char *ip) {
+/* Relays whose fetch leg came from the source (an IPv4 address or an
+ * IPv6 /64, chat_source_key()). */
+static size_t relays_of_ip(server_t *srv, const char *src) {
   size_t n = 0;
 
-  if (ip[0] == '\0')
+  if (src[0] == '\0')
     return 0; /* unknown: not counted */
   for (relay_t *r = srv->relays; r != NULL; r = r->next)
-    if (strcmp(r->req_ip, ip) == 0)
+    if (!r->evicted && strcmp(r->req_src, src) == 0)
       n++;
   return n;
 }
@@ -382,16 +389,58 @@ static void leg_attach(relay_t *r, client_t *c, int i) {
   chat_stream_read_raw(&c->stream, on_leg_data);
 }
 
+/* Closes a relay's legs at once. Closing one leg closes the other; a leg
+ * that is ending but cannot flush is closed as it is. */
+static void relay_close_legs(relay_t *r, const char *why) {
+  for (int i = 0; i < 2; i++) {
+    client_t *l = r->legs[i];
+    if (l == NULL)
+      continue;
+    if (!chat_stream_is_closing(&l->stream)) {
+      client_close(l, why);
+      break;
+    }
+    chat_stream_close(&l->stream, NULL);
+  }
+}
+
+/* When all slots are taken, the paired relay that has moved nothing for
+ * longest, if that is RELAY_EVICT_IDLE_MS or more, gives its slot to a new
+ * one (a pair that connects and then sends nothing would otherwise hold it
+ * for RELAY_IDLE_MS). This finds it, or NULL. */
+static relay_t *idle_relay(server_t *srv) {
+  uint64_t now = uv_now(srv->loop);
+  relay_t *r, *oldest = NULL;
+
+  for (r = srv->relays; r != NULL; r = r->next)
+    if (r->paired && !r->evicted && now - r->active >= RELAY_EVICT_IDLE_MS &&
+        (oldest == NULL || r->active < oldest->active))
+      oldest = r;
+  return oldest;
+}
+
+static void evict(server_t *srv, relay_t *oldest) {
+  uint64_t now = uv_now(srv->loop);
+  char q[LOG_QUOTE_MAX(CHAT_FILENAME_MAX)];
+
+  log_msg("relay of %s from %s to %s idle for %.1f s: closed to make room",
+          log_quote(q, sizeof(q), oldest->file), oldest->owner,
+          oldest->requester, (now - oldest->active) / 1000.0);
+  oldest->evicted = 1;
+  srv->nrelays--;
+  relay_close_legs(oldest, "relay idle: its slot went to a new relay");
+}
+
 /* A fetch leg claims its ticket and asks the owner to connect out. A leg
  * refused for a limit leaves the ticket in place: the token stays good. */
 static void relay_fetch(client_t *c, const char *token) {
   server_t *srv = c->srv;
   ticket_t *t, *prev = NULL;
-  relay_t *r;
+  relay_t *r, *idle = NULL;
   char why[128];
   char q[LOG_QUOTE_MAX(CHAT_FILENAME_MAX)];
 
-  if (srv->nrelays >= srv->cfg.max_relays) {
+  if (srv->nrelays >= srv->cfg.max_relays && (idle = idle_relay(srv)) == NULL) {
     snprintf(why, sizeof(why), "the server runs %zu relays already",
              srv->cfg.max_relays);
     relay_fail_leg(c, "busy", why);
@@ -409,13 +458,15 @@ static void relay_fetch(client_t *c, const char *token) {
     relay_fail_leg(c, "owner-left", "the owner left the chat");
     return;
   }
-  if (over_limit(srv, t, c->ip, why, sizeof(why))) {
+  if (over_limit(srv, t, c->src, why, sizeof(why))) {
     log_msg("relay of %s from %s to %s refused: %s",
             log_quote(q, sizeof(q), t->file), t->owner->name, t->requester,
             why);
     relay_fail_leg(c, "busy", why);
     return;
   }
+  if (idle != NULL)
+    evict(srv, idle); /* only now that this leg will take the slot */
   r = calloc(1, sizeof(*r));
   if (r != NULL &&
       (chat_token_new(r->key) != 0 || (r->file = strdup(t->file)) == NULL)) {
@@ -433,7 +484,7 @@ static void relay_fetch(client_t *c, const char *token) {
   memcpy(r->token, token, sizeof(r->token));
   snprintf(r->owner, sizeof(r->owner), "%s", t->owner->name);
   snprintf(r->requester, sizeof(r->requester), "%s", t->requester);
-  snprintf(r->req_ip, sizeof(r->req_ip), "%s", c->ip);
+  snprintf(r->req_src, sizeof(r->req_src), "%s", c->src);
   r->next = srv->relays;
   if (srv->relays != NULL)
     srv->relays->prev = r;
@@ -556,7 +607,8 @@ static void relay_free(relay_t *r) {
     srv->relays = r->next;
   if (r->next != NULL)
     r->next->prev = r->prev;
-  srv->nrelays--;
+  if (!r->evicted)
+    srv->nrelays--;
   free(r->early[0]);
   free(r->early[1]);
   free(r->file);
@@ -603,20 +655,12 @@ static void on_relay_tick(uv_timer_t *tm) {
                      "the owner did not connect to the relay");
       continue;
     }
+    if (r->evicted)
+      continue; /* closing already */
     if (r->paired && now - r->active > RELAY_IDLE_MS) {
       /* A side that stopped reading holds its partner paused forever:
-       * free the slot. Closing one leg closes the other; a leg that is
-       * ending but cannot flush is closed as it is. */
-      for (int i = 0; i < 2; i++) {
-        client_t *l = r->legs[i];
-        if (l == NULL)
-          continue;
-        if (!chat_stream_is_closing(&l->stream)) {
-          client_close(l, "relay idle for 60 s");
-          break;
-        }
-        chat_stream_close(&l->stream, NULL);
-      }
+       * free the slot. */
+      relay_close_legs(r, "relay idle for 60 s");
       continue;
     }
     if (r->paired && srv->cfg.relay_rate > 0) {

@@ -411,13 +411,14 @@ static void peer_ip(client_t *c) {
   struct sockaddr_storage ss;
   int len = sizeof(ss);
 
-  c->ip[0] = '\0';
+  c->ip[0] = c->src[0] = '\0';
   if (uv_tcp_getpeername(&c->stream.h.tcp, (struct sockaddr *)&ss, &len) != 0)
     return;
   if (ss.ss_family == AF_INET6)
     uv_ip6_name((struct sockaddr_in6 *)&ss, c->ip, sizeof(c->ip));
   else
     uv_ip4_name((struct sockaddr_in *)&ss, c->ip, sizeof(c->ip));
+  chat_source_key(c->ip, c->src, sizeof(c->src));
 }
 
 static void on_connection(uv_stream_t *ls, int status) {

@@ -103,6 +103,7 @@ struct client_s {
   unsigned ntickets;        /* relay tickets it holds as the requester */
   char peer[PEER_NAME_MAX]; /* "address:port", for logs */
   char ip[48];              /* bare address, where its files are fetched */
+  char src[CHAT_SOURCE_KEY_MAX]; /* ip as per-address limits count it */
   char name[CHAT_NAME_MAX + 1];
   relay_t *relay;          /* the relay this connection is a leg of */
   int leg;                 /* 0: the requester's leg, 1: the owner's */

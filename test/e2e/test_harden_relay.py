@@ -164,6 +164,33 @@ class RelaySlotLimitTest(HardenRelayCase):
         fake.send_file(fake.open_leg(tokens[4]), content)
         self.assert_ok_reply(fetch_rest(self, leg), content)
 
+    def test_idle_paired_relays_give_their_slots_to_a_new_relay(self):
+        """A colluding pair that pairs its legs and then sends nothing
+        does not hold every slot for the 60 s idle limit: once all are
+        taken, one idle for 5 s goes to a new relay."""
+        server = self.start_server('--max-relays', '2',
+                                   '--max-relays-per-user', '0',
+                                   '--max-relays-per-ip', '0')
+        fake = RelayFakeOwner(self, server, name='idleowner', port=0)
+        raw = self.raw_requester(server, 'idler')
+        self.barrier(fake.chat, [raw])
+        tokens = self.arrange(raw, fake, 2)
+        legs = []
+        for token in tokens:
+            legs.append(self.fetch_leg(server, token))
+            fake.open_leg(token)  # paired, then silent both ways
+        self.assert_waiting(legs)
+        # full, and nothing idle for 5 s yet: a newcomer is refused
+        raw2 = self.raw_requester(server, 'early')
+        token = self.arrange(raw2, fake, 1, first_id=3)[0]
+        self.assertEqual(self.refused(server, token),
+                         busy('the server runs 2 relays already'))
+        time.sleep(scaled(5.5))
+        self.legit_relay(server)
+        self.assertEqual(
+            len([l for l in server.stderr_lines()
+                 if 'closed to make room' in l]), 1, server.describe())
+
     def test_one_address_holds_at_most_max_relays_per_ip(self):
         server = self.start_server('--max-relays', '5', '--max-relays-per-ip',
                                    '3', '--max-relays-per-user', '0',

@@ -109,6 +109,7 @@ static void print_outcome(fetch_t *f, const char *reason) {
 }
 
 static void start_relay(fetch_t *f);
+static void fall_back(fetch_t *f, const char *why);
 
 static void on_stream_closed(chat_stream_t *st) {
   fetch_t *f = (fetch_t *)st;
@@ -437,6 +438,16 @@ static void on_fetch_event(chat_stream_t *st, int status) {
   if (f->state == ST_DATA && f->got == f->size &&
       f->trailer_got == CHAT_DIGEST_BYTES)
     return; /* complete; the disk may still be catching up */
+  if (f->state == ST_HEADER && !f->relayed && f->c->cfg.transfer == XFER_AUTO) {
+    /* Closed before any answer: an owner over its handshake budget (a
+     * flood from our address, say) closes so. The relay may still work. */
+    fall_back(f, status == UV_EOF ? "closed before it answered"
+                                  : chat_strerror(status));
+    f->state = ST_CONNECTING;
+    f->relay_next = 1; /* on_stream_closed() starts the relay */
+    chat_stream_close(&f->stream, on_stream_closed);
+    return;
+  }
   snprintf(why, sizeof(why),
            "connection to the owner lost after %llu of %llu bytes (%s)",
            (unsigned long long)f->got, (unsigned long long)f->size,

@@ -278,6 +278,37 @@ class RelayFallbackTest(RelayTestCase):
         self.assert_relay_logged(server, 'fb.bin', fake.name, 'bob',
                                  len(data))
 
+    def test_owner_closing_before_it_answers_falls_back_to_relay(self):
+        """A direct connection that the owner closes before it answers
+        (as an owner does with handshakes over its budget while a flood
+        from the requester's own address goes on) is not the end in auto
+        mode: the relay is tried, once."""
+        server = self.start_server()
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.addCleanup(listener.close)
+        listener.bind(('127.0.0.1', 0))
+        listener.listen(4)
+        listener.settimeout(scaled(10))
+        fake = RelayFakeOwner(self, server, name='flaky',
+                              port=listener.getsockname()[1])
+        bob = self.file_client(server, 'bob')
+        self.barrier(fake.chat, [bob])
+        data = os.urandom(100000)
+        start = self.request(bob, fake.name, 'cl.bin')
+        token, _, _ = fake.wait_serve()
+        fake.serve_ok(token)
+        conn, _ = listener.accept()
+        conn.close()  # no OK, no ERR: closed before the header is read
+        fake.send_file(fake.open_leg(token), data)
+        self.expect_success(bob, 'cl.bin', fake.name, data, start)
+        lines = bob.lines()[start:]
+        notes = [fallback_re(fake.name).search(l) for l in lines]
+        notes = [m.group(1) for m in notes if m]
+        # closing with the header unread resets the connection
+        self.assertEqual(len(notes), 1, bob.describe())
+        self.assertIn(notes[0], ('closed before it answered',
+                                 'connection reset by peer'), bob.describe())
+
     def test_owner_without_listen_port_served_through_relay(self):
         server = self.start_server()
         alice = self.owner_without_port(server)

@@ -186,4 +186,9 @@ void chat_stream_close(chat_stream_t *s, chat_close_cb cb);
 /* Non-zero once chat_stream_end() or chat_stream_close() was called. */
 int chat_stream_is_closing(const chat_stream_t *s);
 
+/* Bytes written to s that its peer has not received yet: the queue plus,
+ * for TCP where the platform tells (Linux, macOS), what the kernel still
+ * holds in its send buffer. A falling figure means a reader is draining. */
+size_t chat_stream_unsent(const chat_stream_t *s);
+
 #endif /* CHAT_STREAM_H */

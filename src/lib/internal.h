@@ -16,6 +16,10 @@ void chat__stream_cancelled(chat_stream_t *s);
  * with the last data, which libuv reports as EOF), or 0. */
 int chat__socket_error(uv_stream_t *stream);
 
+/* platform.c: bytes in a TCP socket's send buffer not yet taken by the
+ * peer, where the platform tells; else 0. */
+size_t chat__socket_unsent(const uv_stream_t *stream);
+
 /* proto.c: non-zero when text holds a bidirectional control or an
  * invisible character (U+00AD, U+200B-U+200F, U+2028, U+2029,
  * U+2060-U+2064, U+FEFF), which make a name look like another. */

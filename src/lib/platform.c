@@ -3,7 +3,11 @@
 
 #ifndef _WIN32
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
+#ifdef __linux__
+#include <linux/sockios.h>
+#endif
 #else
 #include <winsock2.h>
 #endif
@@ -39,4 +43,29 @@ int chat__socket_error(uv_stream_t *stream) {
     return 0;
   return uv_translate_sys_error(err);
 #endif
+}
+
+size_t chat__socket_unsent(const uv_stream_t *stream) {
+  uv_os_fd_t fd;
+
+  if (stream->type != UV_TCP ||
+      uv_fileno((const uv_handle_t *)stream, &fd) != 0)
+    return 0;
+#if defined(__linux__)
+  {
+    int n = 0;
+    if (ioctl(fd, SIOCOUTQ, &n) == 0 && n > 0)
+      return (size_t)n;
+  }
+#elif defined(__APPLE__)
+  {
+    int n = 0;
+    socklen_t len = sizeof(n);
+    if (getsockopt(fd, SOL_SOCKET, SO_NWRITE, &n, &len) == 0 && n > 0)
+      return (size_t)n;
+  }
+#else
+  (void)fd;
+#endif
+  return 0;
 }

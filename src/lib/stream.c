@@ -175,6 +175,12 @@ int chat_stream_is_closing(const chat_stream_t *s) {
   return (s->flags & (F_ENDING | F_CLOSING)) != 0;
 }
 
+size_t chat_stream_unsent(const chat_stream_t *s) {
+  if (s->flags & F_CLOSING)
+    return s->queued;
+  return s->queued + chat__socket_unsent(&s->h.stream);
+}
+
 /* ---- reading ----------------------------------------------------------- */
 
 static int on_frame(void *ctx, int status, const char *line, size_t len) {

@@ -74,7 +74,8 @@ struct relay_s {
   uint64_t deadline; /* pairing deadline, while unpaired */
   uint64_t started;  /* uv_now() when paired */
   uint64_t bytes[2]; /* bytes each leg sent */
-  uint64_t active;   /* uv_now() when bytes last moved */
+  uint64_t active;   /* uv_now() when bytes last moved, in or out */
+  uint64_t out;      /* bytes written to the legs, as of the last tick */
   int64_t allowance; /* bytes the rate limit still allows now */
   unsigned paired : 1;
   unsigned evicted : 1; /* closing to make room: no longer counted */
@@ -657,6 +658,18 @@ static void on_relay_tick(uv_timer_t *tm) {
     }
     if (r->evicted)
       continue; /* closing already */
+    if (r->paired) {
+      /* Bytes still going out to a slow reader are activity too: a relay
+       * paused on its budget or draining after the owner's end is busy. */
+      uint64_t out = r->bytes[0] + r->bytes[1];
+      for (int i = 0; i < 2; i++)
+        if (r->legs[i] != NULL)
+          out -= chat_stream_unsent(&r->legs[i]->stream);
+      if (out != r->out) {
+        r->out = out;
+        r->active = now;
+      }
+    }
     if (r->paired && now - r->active > RELAY_IDLE_MS) {
       /* A side that stopped reading holds its partner paused forever:
        * free the slot. */

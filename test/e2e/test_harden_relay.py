@@ -36,13 +36,14 @@ import os
 import re
 import socket
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import harness  # noqa: E402
 from harness import LineSocket, scaled  # noqa: E402
-from test_files import fetch, write_sparse  # noqa: E402
+from test_files import MIB, fetch, write_sparse  # noqa: E402
 from test_relay import (  # noqa: E402
     RelayFakeOwner, RelayTestCase, fetch_rest, relay_ended_re,
     relay_fetch_payload, relay_serve_re, relay_started_re)
@@ -190,6 +191,43 @@ class RelaySlotLimitTest(HardenRelayCase):
         self.assertEqual(
             len([l for l in server.stderr_lines()
                  if 'closed to make room' in l]), 1, server.describe())
+
+    def test_relay_still_delivering_to_a_slow_reader_is_not_idle(self):
+        """Bytes going out count as activity: a relay paused on its budget
+        while its requester reads slowly keeps its slot."""
+        server = self.start_server('--max-relays', '1',
+                                   '--max-relays-per-user', '0',
+                                   '--max-relays-per-ip', '0')
+        fake = RelayFakeOwner(self, server, name='bigowner', port=0)
+        raw = self.raw_requester(server, 'slowreq')
+        self.barrier(fake.chat, [raw])
+        tokens = self.arrange(raw, fake, 2)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.addCleanup(sock.close)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.connect(('127.0.0.1', server.port))
+        sock.sendall(relay_fetch_payload(tokens[0]))
+        serve = fake.open_leg(tokens[0])
+        content = os.urandom(3 * MIB)
+        sender = threading.Thread(target=fake.send_file,
+                                  args=(serve, content), daemon=True)
+        sender.start()
+        got = bytearray()
+        sock.settimeout(scaled(5))
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 6.5:  # about 16 KB/s for 6.5 s
+            got += sock.recv(4096)
+            time.sleep(0.25)
+        self.assertEqual(self.refused(server, tokens[1]),
+                         busy('the server runs 1 relays already'))
+        while True:
+            chunk = sock.recv(MIB)
+            if not chunk:
+                break
+            got += chunk
+        self.assert_ok_reply(bytes(got), content)
+        self.assertFalse([l for l in server.stderr_lines()
+                          if 'closed to make room' in l], server.describe())
 
     def test_one_address_holds_at_most_max_relays_per_ip(self):
         server = self.start_server('--max-relays', '5', '--max-relays-per-ip',

@@ -111,6 +111,23 @@ static void print_outcome(fetch_t *f, const char *reason) {
 static void start_relay(fetch_t *f);
 static void fall_back(fetch_t *f, const char *why);
 
+#define TEXT_SHOWN_MAX 100 /* bytes of a peer's text put in an outcome */
+
+/* How many bytes of text to show: all, or at most TEXT_SHOWN_MAX cut
+ * before a UTF-8 character, not inside one (then *cut is "..."). */
+static int shown_len(const char *text, size_t len, const char **cut) {
+  size_t n = len;
+
+  *cut = "";
+  if (n > TEXT_SHOWN_MAX) {
+    n = TEXT_SHOWN_MAX;
+    while (n > 0 && ((unsigned char)text[n] & 0xC0) == 0x80)
+      n--;
+    *cut = "...";
+  }
+  return (int)n;
+}
+
 static void on_stream_closed(chat_stream_t *st) {
   fetch_t *f = (fetch_t *)st;
 
@@ -377,7 +394,7 @@ static void on_fetch_line(chat_stream_t *st, const char *line, size_t len) {
   fetch_t *f = (fetch_t *)st;
   const char *code, *text;
   size_t code_len, text_len;
-  char why[160];
+  char why[192];
   int rc;
 
   if (f->state != ST_HEADER)
@@ -388,11 +405,13 @@ static void on_fetch_line(chat_stream_t *st, const char *line, size_t len) {
     size_t al[2];
     chat_line_parse(line, len, &l);
     /* The server's words, neutralised when printed. */
-    if (chat_args_split(l.text, l.text_len, 2, 1, a, al) == 2)
-      snprintf(why, sizeof(why), "the relay failed: %.*s",
-               (int)(al[1] < 100 ? al[1] : 100), a[1]);
-    else
+    if (chat_args_split(l.text, l.text_len, 2, 1, a, al) == 2) {
+      const char *cut;
+      int n = shown_len(a[1], al[1], &cut);
+      snprintf(why, sizeof(why), "the relay failed: %.*s%s", n, a[1], cut);
+    } else {
       snprintf(why, sizeof(why), "the relay failed");
+    }
     fetch_fail(f, why);
     return;
   }
@@ -400,13 +419,15 @@ static void on_fetch_line(chat_stream_t *st, const char *line, size_t len) {
                              &text_len);
   if (rc == CHAT_EREFUSED) {
     /* The owner's words, neutralised when printed. */
-    if (text_len > 0)
-      snprintf(why, sizeof(why), "refused by the owner (%.*s: %.*s)",
-               (int)(code_len < 32 ? code_len : 32), code,
-               (int)(text_len < 100 ? text_len : 100), text);
-    else
+    if (text_len > 0) {
+      const char *cut;
+      int n = shown_len(text, text_len, &cut);
+      snprintf(why, sizeof(why), "refused by the owner (%.*s: %.*s%s)",
+               (int)(code_len < 32 ? code_len : 32), code, n, text, cut);
+    } else {
       snprintf(why, sizeof(why), "refused by the owner (%.*s)",
                (int)(code_len < 32 ? code_len : 32), code);
+    }
     fetch_fail(f, why);
     return;
   }
@@ -595,18 +616,22 @@ static const char *reason_for(const char *code, size_t len, const char *text,
     /* Busy has many causes: the owner's (or the server's) words say which,
      * neutralised when printed. */
     if (len == 4 && memcmp(code, "busy", 4) == 0 && text_len > 0) {
-      snprintf(buf, cap, "%s (%.*s)", map[i].reason,
-               (int)(text_len < 100 ? text_len : 100), text);
+      const char *cut;
+      int n = shown_len(text, text_len, &cut);
+      snprintf(buf, cap, "%s (%.*s%s)", map[i].reason, n, text, cut);
       return buf;
     }
     return map[i].reason;
   }
   /* The server's (or the owner's) words, neutralised when printed. */
-  if (text_len > 0)
-    snprintf(buf, cap, "refused (%.*s: %.*s)", (int)(len < 32 ? len : 32), code,
-             (int)(text_len < 100 ? text_len : 100), text);
-  else
+  if (text_len > 0) {
+    const char *cut;
+    int n = shown_len(text, text_len, &cut);
+    snprintf(buf, cap, "refused (%.*s: %.*s%s)", (int)(len < 32 ? len : 32),
+             code, n, text, cut);
+  } else {
     snprintf(buf, cap, "refused (%.*s)", (int)(len < 32 ? len : 32), code);
+  }
   return buf;
 }
 

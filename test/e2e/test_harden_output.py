@@ -116,6 +116,22 @@ class ForeignTextTest(OutputTestCase):
         self.assertIn(RETITLE_SHOWN + ' and ' + RED_SHOWN + ' red', line)
         self.assert_nothing_raw(bob)
 
+    def test_long_owner_text_cut_on_a_character_with_dots(self):
+        server = self.start_server()
+        fake = FakeOwner(self, server)
+        bob = self.file_client(server, 'bob')
+        self.barrier(fake.chat, [bob])
+        start = self.request(bob, fake.name, 'long.bin')
+        token, _, _ = fake.wait_serve()
+        fake.serve_ok(token)
+        conn = fake.accept(token)
+        conn.sendall(('ERR no-way x' + '\u00e9' * 55 + '\n').encode())  # 122 bytes
+        conn.close()
+        line = self.expect_failure(bob, 'long.bin', fake.name, R_REFUSED,
+                                   start)
+        self.assertIn('(no-way: x' + '\u00e9' * 49 + '...)', line)
+        self.assert_nothing_raw(bob)
+
     def test_relay_fail_text_printed_escaped(self):
         fake, bob, conn = self.fake_session()
         rid, start = self.fake_get(bob, conn, 'alice', 'f.txt')

@@ -304,10 +304,12 @@ class RelayFallbackTest(RelayTestCase):
         lines = bob.lines()[start:]
         notes = [fallback_re(fake.name).search(l) for l in lines]
         notes = [m.group(1) for m in notes if m]
-        # closing with the header unread resets the connection
+        # closing with the header unread resets the connection, and the
+        # requester may see that as a reset or as a failed write
         self.assertEqual(len(notes), 1, bob.describe())
         self.assertIn(notes[0], ('closed before it answered',
-                                 'connection reset by peer'), bob.describe())
+                                 'connection reset by peer', 'broken pipe'),
+                      bob.describe())
 
     def test_owner_without_listen_port_served_through_relay(self):
         server = self.start_server()

@@ -14,7 +14,10 @@
 #include <string.h>
 
 #define STREAM_READ_SIZE CHAT_STREAM_READ_MAX /* the loop-wide buffer */
-#define STREAM_WRITE_BATCH 64                 /* buffers handed to one write */
+/* Buffers handed to one write: IOV_MAX on Linux and macOS. Each broadcast
+ * line is its own buffer, so this caps how many lines a recipient gets per
+ * sweep; at 64 it was the ceiling of capacity at 100 clients (issue 11). */
+#define STREAM_WRITE_BATCH 1024
 #define STREAM_FLUSH_SLICE 64  /* dirty streams written per loop iteration */
 #define STREAM_WRITE_RETRIES 2 /* full-socket writes retried next iteration */
 

@@ -25,6 +25,10 @@ chat_buf_t *chat_buf_from(const void *data, size_t len);
 /* Takes one more reference; returns b. */
 chat_buf_t *chat_buf_ref(chat_buf_t *b);
 
+/* Non-zero while more than one reference is held: the bytes may still be
+ * queued for writing somewhere and must not change. */
+int chat_buf_shared(const chat_buf_t *b);
+
 /* Drops one reference and frees the buffer with the last one. Releasing a
  * buffer that has no reference left aborts (a double release is a bug). */
 void chat_buf_unref(chat_buf_t *b);

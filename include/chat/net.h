@@ -17,7 +17,14 @@ typedef void (*chat_connect_cb)(chat_stream_t *s, int status);
 int chat_connect(uv_loop_t *loop, chat_stream_t *s, const char *host, int port,
                  size_t max_line, chat_connect_cb cb);
 
-typedef struct chat_listener_s {
+typedef struct chat_listener_s chat_listener_t;
+
+/* A connection is waiting (status 0: take it with chat_listener_accept()
+ * during the call), or accepting failed (status < 0, e.g. out of
+ * descriptors: libuv has already dropped that connection). */
+typedef void (*chat_accept_cb)(chat_listener_t *l, int status);
+
+struct chat_listener_s {
   /* public */
   void *data;
   /* read-only */
@@ -27,23 +34,26 @@ typedef struct chat_listener_s {
   int nsocks;            /* socket handles not yet closed */
   unsigned char open[2]; /* socks[i] is listening and not closing */
   uv_tcp_t socks[2];     /* IPv4 and IPv6 */
-  uv_connection_cb on_connection;
+  uv_stream_t *pending;  /* the socket with a connection, during on_accept */
+  chat_accept_cb on_accept;
   int closing;
   void (*on_close)(struct chat_listener_s *);
-} chat_listener_t;
+};
 
 /* Listens on port (0 = any free port) on every IPv4 address and, when the
- * host has IPv6, every IPv6 address. on_connection receives the listening
- * uv_stream_t; its data field points to l. Returns 0 or the error of the
- * IPv4 bind/listen (UV_EADDRINUSE, UV_EACCES, ...). */
+ * host has IPv6, every IPv6 address; on_accept runs for each connection.
+ * Returns 0 or the error of the IPv4 bind/listen (UV_EADDRINUSE, UV_EACCES,
+ * ...). */
 int chat_listen(uv_loop_t *loop, chat_listener_t *l, int port, int backlog,
-                uv_connection_cb on_connection);
+                chat_accept_cb on_accept);
+
+/* From inside on_accept: accepts the waiting connection into s, a stream
+ * prepared with chat_stream_init_tcp(), and turns Nagle off on it. On an
+ * error s stays as it was (close it). */
+int chat_listener_accept(chat_listener_t *l, chat_stream_t *s);
 
 /* Closes the listening sockets; cb runs when all are closed. */
 void chat_listener_close(chat_listener_t *l, void (*cb)(chat_listener_t *l));
-
-/* Formats the peer address of a TCP handle as "1.2.3.4:5" or "[::1]:5". */
-int chat_peer_name(const uv_tcp_t *tcp, char *out, size_t cap);
 
 /* The source an address is counted as by per-address limits: an IPv4
  * address as it is ("1.2.3.4"); an IPv4-mapped IPv6 one as its IPv4

@@ -1,18 +1,20 @@
-/* chat_stream_t: one line-oriented stream over a libuv stream or a file.
+/* chat_stream_t: one line-oriented stream over a socket, a pipe, a
+ * terminal or a file.
  *
  * The server and the client talk to peers, the terminal, pipes and files
- * only through this type, so a later transport (TLS, WebSocket) slots in
- * underneath without touching them.
+ * only through this type and never touch what is inside it: the bytes are
+ * moved by a transport under it (src/lib/transport.h), so a filter (TLS,
+ * WebSocket) slots in underneath without touching them.
  *
  * Reading: bytes are read into one loop-wide buffer and framed into lines at
  * once; a stream keeps only a partial line between reads.
  *
  * Writing: chat_stream_write() queues a reference to a shared chat_buf_t, so
  * one formatted broadcast serves every recipient. When nothing is queued the
- * bytes are first offered to the kernel directly (uv_try_write); what is left
- * is queued and written in batches with one uv_write per batch. The queue has
- * a byte budget: a write that would exceed it fails with CHAT_ESENDQ and
- * queues nothing, and the caller decides what to do with the slow peer.
+ * bytes are first offered to the transport directly (a try-write); what is
+ * left is queued and written in batches of up to IOV_MAX buffers per write. The
+ * queue has a byte budget: a write that would exceed it fails with CHAT_ESENDQ
+ * and queues nothing, and the caller decides what to do with the slow peer.
  *
  * Lifetime: the chat_stream_t memory belongs to the caller and must stay
  * valid until the close callback runs; free it there, not before.
@@ -62,6 +64,7 @@ typedef enum {
 } chat_stream_kind;
 
 typedef struct chat__file_io_s chat__file_io_t;
+typedef struct chat__transport_s chat__transport_t;
 
 struct chat_stream_s {
   /* public */
@@ -72,7 +75,8 @@ struct chat_stream_s {
   size_t max_queue;   /* budget for queued, 0 = unlimited */
   uint64_t bytes_in;  /* bytes read so far */
   uint64_t bytes_out; /* bytes written so far */
-  /* private */
+  /* private: only libchat's stream layer and its transports touch these */
+  const chat__transport_t *tp; /* what moves the bytes (src/lib/transport.h) */
   union {
     uv_handle_t handle;
     uv_stream_t stream;
@@ -104,8 +108,8 @@ struct chat_stream_s {
   unsigned flags;
 };
 
-/* Prepares s as a TCP stream; then uv_accept() into chat_stream_uv(s), or
- * use chat_connect(). Lines longer than max_line are discarded. */
+/* Prepares s as a TCP stream; then chat_listener_accept() into it, or use
+ * chat_connect(). Lines longer than max_line are discarded. */
 int chat_stream_init_tcp(uv_loop_t *loop, chat_stream_t *s, size_t max_line);
 
 /* Wraps an inherited descriptor (stdin, stdout): a terminal becomes a TTY
@@ -115,8 +119,18 @@ int chat_stream_init_tcp(uv_loop_t *loop, chat_stream_t *s, size_t max_line);
 int chat_stream_open_fd(uv_loop_t *loop, chat_stream_t *s, int fd, int readable,
                         size_t max_line);
 
-/* The underlying libuv stream (NULL for a FILE stream). */
-uv_stream_t *chat_stream_uv(chat_stream_t *s);
+/* The peer of a TCP stream as "1.2.3.4:5" or "[::1]:5", or its bare
+ * address ("1.2.3.4", "::1"). out is always
+ * NUL-terminated; "?" with an error (UV_ENOTSUP for a stream that is not a
+ * socket). CHAT_PEER_MAX holds every result. */
+#define CHAT_PEER_MAX 64
+int chat_stream_peer(const chat_stream_t *s, char *out, size_t cap);
+int chat_stream_peer_ip(const chat_stream_t *s, char *out, size_t cap);
+
+/* TCP_NODELAY and keepalive (probes after delay seconds of silence) on a
+ * TCP stream; UV_ENOTSUP on others. */
+int chat_stream_set_nodelay(chat_stream_t *s, int on);
+int chat_stream_set_keepalive(chat_stream_t *s, int on, unsigned delay);
 
 /* Starts (or resumes) delivering lines and events. */
 int chat_stream_read_start(chat_stream_t *s, chat_line_cb on_line,

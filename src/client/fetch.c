@@ -515,7 +515,6 @@ static void on_owner_connected(chat_stream_t *st, int status) {
     close_stream(f);
     return;
   }
-  uv_tcp_nodelay(&f->stream.h.tcp, 1);
   f->state = ST_HEADER;
   stall_reset(f);
   n = 0;

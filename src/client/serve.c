@@ -434,7 +434,7 @@ static void next_chunk(sender_t *s) {
     finish_send(s);
     return;
   }
-  if (s->chunk != NULL && s->chunk->refcount > 1) {
+  if (s->chunk != NULL && chat_buf_shared(s->chunk)) {
     chat_buf_unref(s->chunk); /* still queued somewhere: take a fresh one */
     s->chunk = NULL;
   }
@@ -555,17 +555,10 @@ static void sender_drop(sender_t *s) {
     sender_abort(s, NULL);
 }
 
-/* The peer's address without its port: "1.2.3.4" or "[::1]" ("?" when it
+/* The peer's address without its port: "1.2.3.4" or "::1" ("?" when it
  * cannot be had: those share one budget). */
 static void peer_addr(sender_t *s) {
-  char *colon;
-
-  chat_peer_name((const uv_tcp_t *)chat_stream_uv(&s->stream), s->addr,
-                 sizeof(s->addr));
-  colon = strrchr(s->addr, ':');
-  if (colon != NULL && colon != s->addr &&
-      (s->addr[0] != '[' || colon[-1] == ']'))
-    *colon = '\0';
+  chat_stream_peer_ip(&s->stream, s->addr, sizeof(s->addr));
 }
 
 /* Makes room among the handshakes from addr (all of them when addr is NULL)
@@ -597,8 +590,8 @@ static void handshake_trim(client_t *c, const char *addr, unsigned budget) {
   }
 }
 
-static void on_file_connection(uv_stream_t *ls, int status) {
-  client_t *c = ((chat_listener_t *)ls->data)->data;
+static void on_file_connection(chat_listener_t *l, int status) {
+  client_t *c = l->data;
   sender_t *s;
 
   if (status < 0)
@@ -612,12 +605,11 @@ static void on_file_connection(uv_stream_t *ls, int status) {
   s->c = c;
   s->refs = 1;
   LIST_ADD(c->senders, s);
-  if (uv_accept(ls, chat_stream_uv(&s->stream)) != 0 || c->exiting) {
+  if (chat_listener_accept(l, &s->stream) != 0 || c->exiting) {
     s->done = 1;
     chat_stream_close(&s->stream, on_sender_closed);
     return;
   }
-  uv_tcp_nodelay(&s->stream.h.tcp, 1);
   /* No transfer slot until it presents a valid token: a handshake, under
    * its own budget and a short deadline. */
   peer_addr(s);
@@ -649,7 +641,6 @@ static void on_relay_connected(chat_stream_t *st, int status) {
     chat_stream_close(&s->stream, on_sender_closed);
     return;
   }
-  uv_tcp_nodelay(&s->stream.h.tcp, 1);
   /* The key proves the leg is ours. Then the relayed connection is a file
    * connection like any other: the requester's CHATFILE line arrives
    * through it and claims the offer. */

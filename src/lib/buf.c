@@ -25,6 +25,10 @@ chat_buf_t *chat_buf_from(const void *data, size_t len) {
   return b;
 }
 
+int chat_buf_shared(const chat_buf_t *b) {
+  return b->refcount > 1;
+}
+
 chat_buf_t *chat_buf_ref(chat_buf_t *b) {
   b->refcount++;
   return b;

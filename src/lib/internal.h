@@ -32,4 +32,8 @@ int chat__text_deceptive(const char *text, size_t len);
  * client says so. Nothing else may set it. */
 extern void *(*chat__hold_alloc)(size_t len);
 
+/* stream.c: the descriptor of a libuv transport (tests set socket buffer
+ * sizes through it); UV_EINVAL for any other. */
+int chat__stream_fileno(const chat_stream_t *s, uv_os_fd_t *fd);
+
 #endif /* CHAT_LIB_INTERNAL_H */

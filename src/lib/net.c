@@ -1,6 +1,7 @@
 /* TCP connect and listen helpers: see include/chat/net.h. */
 #include "chat/chat.h"
 #include "internal.h"
+#include "transport.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -192,6 +193,25 @@ static int sock_port(uv_tcp_t *t) {
   return ntohs(((struct sockaddr_in *)&ss)->sin_port);
 }
 
+static void on_listener_connection(uv_stream_t *server, int status) {
+  chat_listener_t *l = server->data;
+
+  l->pending = server;
+  l->on_accept(l, status);
+  l->pending = NULL;
+}
+
+int chat_listener_accept(chat_listener_t *l, chat_stream_t *s) {
+  int rc;
+
+  if (l->pending == NULL || s->kind != CHAT_STREAM_TCP)
+    return UV_EINVAL;
+  rc = uv_accept(l->pending, &s->h.stream);
+  if (rc == 0)
+    uv_tcp_nodelay(&s->h.tcp, 1); /* chat lines are small; latency matters */
+  return rc;
+}
+
 /* Binds and listens one socket; on failure the handle is closed. */
 static int listen_one(uv_loop_t *loop, chat_listener_t *l, int i,
                       const struct sockaddr *addr, unsigned flags,
@@ -206,7 +226,7 @@ static int listen_one(uv_loop_t *loop, chat_listener_t *l, int i,
   l->nsocks++;
   rc = uv_tcp_bind(t, addr, flags);
   if (rc == 0)
-    rc = uv_listen((uv_stream_t *)t, backlog, l->on_connection);
+    rc = uv_listen((uv_stream_t *)t, backlog, on_listener_connection);
   if (rc != 0)
     uv_close((uv_handle_t *)t, on_listener_sock_closed);
   else
@@ -215,17 +235,17 @@ static int listen_one(uv_loop_t *loop, chat_listener_t *l, int i,
 }
 
 int chat_listen(uv_loop_t *loop, chat_listener_t *l, int port, int backlog,
-                uv_connection_cb on_connection) {
+                chat_accept_cb on_accept) {
   struct sockaddr_in a4;
   struct sockaddr_in6 a6;
   void *data = l->data;
   int rc;
 
-  if (port < 0 || port > 65535 || on_connection == NULL)
+  if (port < 0 || port > 65535 || on_accept == NULL)
     return UV_EINVAL;
   memset(l, 0, sizeof(*l));
   l->data = data;
-  l->on_connection = on_connection;
+  l->on_accept = on_accept;
   uv_ip4_addr("0.0.0.0", port, &a4);
   rc = listen_one(loop, l, 0, (struct sockaddr *)&a4, 0, backlog);
   if (rc != 0)
@@ -267,25 +287,48 @@ void chat_source_key(const char *ip, char *out, size_t cap) {
   snprintf(out, cap, "%s/64", txt);
 }
 
-int chat_peer_name(const uv_tcp_t *tcp, char *out, size_t cap) {
+static int peer_addr(const chat_stream_t *s, char *ip, size_t cap, int *port) {
   struct sockaddr_storage ss;
-  char ip[64];
-  int len = sizeof(ss);
-  int rc;
+  int rc = s->tp->peer(s, &ss);
 
-  rc = uv_tcp_getpeername(tcp, (struct sockaddr *)&ss, &len);
   if (rc != 0) {
-    snprintf(out, cap, "?");
+    snprintf(ip, cap, "?");
     return rc;
   }
   if (ss.ss_family == AF_INET6) {
-    uv_ip6_name((struct sockaddr_in6 *)&ss, ip, sizeof(ip));
-    snprintf(out, cap, "[%s]:%d", ip,
-             ntohs(((struct sockaddr_in6 *)&ss)->sin6_port));
+    uv_ip6_name((struct sockaddr_in6 *)&ss, ip, cap);
+    *port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
   } else {
-    uv_ip4_name((struct sockaddr_in *)&ss, ip, sizeof(ip));
-    snprintf(out, cap, "%s:%d", ip,
-             ntohs(((struct sockaddr_in *)&ss)->sin_port));
+    uv_ip4_name((struct sockaddr_in *)&ss, ip, cap);
+    *port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
   }
   return 0;
+}
+
+int chat_stream_peer_ip(const chat_stream_t *s, char *out, size_t cap) {
+  int port;
+
+  return peer_addr(s, out, cap, &port);
+}
+
+int chat_stream_peer(const chat_stream_t *s, char *out, size_t cap) {
+  char ip[CHAT_PEER_MAX];
+  int port, rc;
+
+  rc = peer_addr(s, ip, sizeof(ip), &port);
+  if (rc != 0)
+    snprintf(out, cap, "?");
+  else if (strchr(ip, ':') != NULL)
+    snprintf(out, cap, "[%s]:%d", ip, port);
+  else
+    snprintf(out, cap, "%s:%d", ip, port);
+  return rc;
+}
+
+int chat_stream_set_nodelay(chat_stream_t *s, int on) {
+  return s->tp->nodelay(s, on);
+}
+
+int chat_stream_set_keepalive(chat_stream_t *s, int on, unsigned delay) {
+  return s->tp->keepalive(s, on, delay);
 }

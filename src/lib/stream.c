@@ -2,18 +2,21 @@
  *
  * Invariants:
  * - Queued buffers form a ring; the first `inflight` of them belong to the
- *   one write in progress (uv_write or uv_fs_write), the rest wait for it.
+ *   one write in progress (the transport's write), the rest wait for it.
  * - `queued` is the number of unwritten bytes in the ring.
- * - Memory is released only from close callbacks: the handle's for libuv
- *   streams, the helper timer's for files, after every fs request ended.
+ * - Memory is released only from close callbacks: the transport's
+ *   chat__stream_closed() (transport.h), after all its I/O ended.
+ * - Everything here works on the owner's bytes; the transport below moves
+ *   them (transport.h), so pauses, budgets and coalescing are the same for
+ *   every transport.
  */
 #include "chat/chat.h"
 #include "internal.h"
+#include "transport.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#define STREAM_READ_SIZE CHAT_STREAM_READ_MAX /* the loop-wide buffer */
 /* Buffers handed to one write: IOV_MAX on Linux and macOS. Each broadcast
  * line is its own buffer, so this caps how many lines a recipient gets per
  * sweep; at 64 it was the ceiling of capacity at 100 clients (issue 11). */
@@ -42,24 +45,6 @@ enum {
 #define FRAME_RAW 2   /* on_frame: switched to raw bytes */
 #define FRAME_PAUSE 3 /* on_frame: reading was stopped */
 
-/* State of a FILE stream (stdin or stdout redirected to a file). fs requests
- * run on the thread pool, so a FILE stream reads into its own buffer, never
- * into the loop-wide one. */
-struct chat__file_io_s {
-  uv_file fd;
-  uv_fs_t rreq;      /* the read in flight, if reading_now */
-  uv_fs_t wreq;      /* the write in flight, if inflight > 0 */
-  uv_timer_t closer; /* closed to deliver the stream's close callback */
-  int reading_now;
-  char rbuf[STREAM_READ_SIZE];
-};
-
-/* One loop-wide read buffer: libuv calls alloc, read(2) and the read
- * callback back to back for one stream at a time, and we frame the bytes
- * before returning, so all streams of a thread can share it. This keeps an
- * idle connection free of any read buffer. */
-static _Thread_local char read_buf[STREAM_READ_SIZE];
-
 /* Write coalescing (chat_batch_start()): writes only queue and put the
  * stream at the tail of a dirty FIFO; a check handle, which runs right after
  * the loop has dispatched all I/O callbacks of an iteration, writes the
@@ -86,8 +71,6 @@ static _Thread_local struct {
   ((type *)((char *)(ptr)-offsetof(type, member)))
 
 static void flush(chat_stream_t *s);
-static void finish_close(chat_stream_t *s);
-
 void *(*chat__hold_alloc)(size_t len) = malloc;
 
 /* ---- initialisation ---------------------------------------------------- */
@@ -106,30 +89,10 @@ int chat_stream_init_tcp(uv_loop_t *loop, chat_stream_t *s, size_t max_line) {
   int rc;
 
   stream_reset(s, CHAT_STREAM_TCP, max_line);
-  rc = uv_tcp_init(loop, &s->h.tcp);
+  rc = chat__tp_uv_init_tcp(loop, s);
   if (rc == 0)
     s->flags |= F_INIT;
   return rc;
-}
-
-static int open_file(uv_loop_t *loop, chat_stream_t *s, int fd) {
-  int rc;
-
-  s->kind = CHAT_STREAM_FILE;
-  s->file = malloc(sizeof(*s->file));
-  if (s->file == NULL)
-    return UV_ENOMEM;
-  memset(s->file, 0, offsetof(chat__file_io_t, rbuf));
-  s->file->fd = fd;
-  rc = uv_timer_init(loop, &s->file->closer);
-  if (rc != 0) {
-    free(s->file);
-    s->file = NULL;
-    return rc;
-  }
-  s->file->closer.data = s;
-  s->flags |= F_INIT;
-  return 0;
 }
 
 int chat_stream_open_fd(uv_loop_t *loop, chat_stream_t *s, int fd, int readable,
@@ -139,35 +102,31 @@ int chat_stream_open_fd(uv_loop_t *loop, chat_stream_t *s, int fd, int readable,
   stream_reset(s, CHAT_STREAM_FILE, max_line);
   switch (uv_guess_handle(fd)) {
   case UV_TTY:
-    rc = uv_tty_init(loop, &s->h.tty, fd, readable);
-    if (rc != 0)
-      return rc;
-    s->kind = CHAT_STREAM_TTY;
-    s->flags |= F_INIT;
-    return 0;
+    rc = chat__tp_uv_open_tty(loop, s, fd, readable);
+    break;
   case UV_NAMED_PIPE:
   case UV_TCP:
-    rc = uv_pipe_init(loop, &s->h.pipe, 0);
+    /* Not usable as a pipe: plain fs I/O instead. */
+    rc = chat__tp_uv_open_pipe(loop, s, fd);
     if (rc != 0)
-      return rc;
-    rc = uv_pipe_open(&s->h.pipe, fd);
-    if (rc == 0) {
-      s->kind = CHAT_STREAM_PIPE;
-      s->flags |= F_INIT;
-      return 0;
-    }
-    /* Not usable as a pipe: release the handle, fall back to plain fs I/O.
-     * The union is not used by FILE streams, so its close may finish
-     * later. */
-    uv_close(&s->h.handle, NULL);
-    return open_file(loop, s, fd);
+      rc = chat__tp_file_open(loop, s, fd);
+    break;
   default:
-    return open_file(loop, s, fd);
+    rc = chat__tp_file_open(loop, s, fd);
   }
+  if (rc == 0)
+    s->flags |= F_INIT;
+  return rc;
 }
 
-uv_stream_t *chat_stream_uv(chat_stream_t *s) {
-  return s->kind == CHAT_STREAM_FILE ? NULL : &s->h.stream;
+int chat__stream_fileno(const chat_stream_t *s, uv_os_fd_t *fd) {
+  if (s->tp != &chat__tp_uv)
+    return UV_EINVAL;
+  return uv_fileno(&s->h.handle, fd);
+}
+
+int chat__stream_closing(const chat_stream_t *s) {
+  return (s->flags & F_CLOSING) != 0;
 }
 
 void chat_stream_set_max_queue(chat_stream_t *s, size_t max_queue) {
@@ -181,7 +140,7 @@ int chat_stream_is_closing(const chat_stream_t *s) {
 size_t chat_stream_unsent(const chat_stream_t *s) {
   if (s->flags & F_CLOSING)
     return s->queued;
-  return s->queued + chat__socket_unsent(&s->h.stream);
+  return s->queued + s->tp->unsent(s);
 }
 
 /* ---- reading ----------------------------------------------------------- */
@@ -253,13 +212,13 @@ static void deliver_bytes(chat_stream_t *s, const char *data, size_t len) {
     read_broken(s); /* the framer could not keep a partial line */
 }
 
-static void deliver(chat_stream_t *s, const char *data, size_t len) {
+void chat__stream_read(chat_stream_t *s, const char *data, size_t len) {
   s->bytes_in += len;
   deliver_bytes(s, data, len);
 }
 
 /* The read side ended with status (UV_EOF or an error). */
-static void read_ended(chat_stream_t *s, int status) {
+void chat__stream_read_end(chat_stream_t *s, int status) {
   if (s->flags & F_BROKEN)
     return; /* reported already */
   if (s->held != NULL) {
@@ -272,67 +231,6 @@ static void read_ended(chat_stream_t *s, int status) {
     chat_framer_finish(&s->framer, on_frame, s);
   if (!(s->flags & F_CLOSING) && s->on_event != NULL)
     s->on_event(s, status);
-}
-
-static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
-  buf->base = read_buf;
-  buf->len = sizeof(read_buf);
-}
-
-static void on_read(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf) {
-  chat_stream_t *s = container_of(h, chat_stream_t, h.stream);
-
-  if (nread > 0) {
-    deliver(s, buf->base, (size_t)nread);
-  } else if (nread < 0) {
-    int err = (int)nread;
-    uv_read_stop(h);
-    /* A reset that came with the last bytes reads as EOF, and a line cut
-     * off by a reset must not be taken as a finished one. */
-    if (err == UV_EOF) {
-      int pending = chat__socket_error(h); /* reading it clears it */
-      if (pending != 0)
-        err = pending;
-    }
-    read_ended(s, err);
-  }
-}
-
-static void file_read_next(chat_stream_t *s);
-
-static void on_fs_read(uv_fs_t *req) {
-  chat__file_io_t *f = container_of(req, chat__file_io_t, rreq);
-  chat_stream_t *s = f->closer.data;
-  ssize_t n = req->result;
-
-  uv_fs_req_cleanup(req);
-  f->reading_now = 0;
-  if (s->flags & F_CLOSING) {
-    finish_close(s);
-    return;
-  }
-  if (n > 0) {
-    deliver(s, f->rbuf, (size_t)n);
-    file_read_next(s);
-  } else {
-    read_ended(s, n == 0 ? UV_EOF : (int)n);
-  }
-}
-
-static void file_read_next(chat_stream_t *s) {
-  chat__file_io_t *f = s->file;
-  uv_buf_t b = uv_buf_init(f->rbuf, sizeof(f->rbuf));
-  int rc;
-
-  if (f->reading_now || !(s->flags & F_READING) ||
-      (s->flags & (F_EOF | F_CLOSING)))
-    return;
-  rc = uv_fs_read(f->closer.loop, &f->rreq, f->fd, &b, 1, -1, on_fs_read);
-  if (rc != 0) {
-    read_ended(s, rc);
-    return;
-  }
-  f->reading_now = 1;
 }
 
 int chat_stream_read_start(chat_stream_t *s, chat_line_cb on_line,
@@ -362,15 +260,11 @@ int chat_stream_read_start(chat_stream_t *s, chat_line_cb on_line,
     if (s->held_status != 0) {
       int st = s->held_status;
       s->held_status = 0;
-      read_ended(s, st);
+      chat__stream_read_end(s, st);
       return 0;
     }
   }
-  if (s->kind == CHAT_STREAM_FILE) {
-    file_read_next(s);
-    return 0;
-  }
-  rc = uv_read_start(&s->h.stream, on_alloc, on_read);
+  rc = s->tp->read_start(s);
   if (rc != 0)
     s->flags &= ~F_READING;
   return rc;
@@ -398,9 +292,7 @@ int chat_stream_read_stop(chat_stream_t *s) {
   if (!(s->flags & F_READING))
     return 0;
   s->flags &= ~F_READING;
-  if (s->kind == CHAT_STREAM_FILE)
-    return 0; /* a read in flight completes; no next one is issued */
-  return uv_read_stop(&s->h.stream);
+  return s->tp->read_stop(s);
 }
 
 /* ---- writing ----------------------------------------------------------- */
@@ -499,36 +391,22 @@ static void after_write(chat_stream_t *s, int status, size_t written) {
       write_failed(s, status);
     else
       drop_queue(s);
-    if (s->flags & F_CLOSING)
-      finish_close(s);
     return;
   }
   consume(s, written);
-  if (s->flags & F_CLOSING) {
-    finish_close(s);
+  if (s->flags & F_CLOSING)
     return;
-  }
   if (s->q_len == 0 && s->on_drain != NULL && !(s->flags & F_ENDING))
     s->on_drain(s);
   flush(s);
 }
 
-static void on_write(uv_write_t *req, int status) {
-  chat_stream_t *s = container_of(req, chat_stream_t, write_req);
+void chat__stream_wrote(chat_stream_t *s, int status) {
   size_t n = 0;
 
   for (uint32_t i = 0; i < s->inflight; i++)
     n += ring_at(s, i)->len;
   after_write(s, status, n - s->q_off);
-}
-
-static void on_fs_write(uv_fs_t *req) {
-  chat__file_io_t *f = container_of(req, chat__file_io_t, wreq);
-  chat_stream_t *s = f->closer.data;
-  ssize_t n = req->result;
-
-  uv_fs_req_cleanup(req);
-  after_write(s, n < 0 ? (int)n : 0, n < 0 ? 0 : (size_t)n);
 }
 
 static void do_shutdown(chat_stream_t *s);
@@ -563,11 +441,7 @@ static void flush(chat_stream_t *s) {
   }
   n = head_bufs(s, bufs);
   s->inflight = n;
-  if (s->kind == CHAT_STREAM_FILE)
-    rc = uv_fs_write(s->file->closer.loop, &s->file->wreq, s->file->fd, bufs, n,
-                     -1, on_fs_write);
-  else
-    rc = uv_write(&s->write_req, &s->h.stream, bufs, n, on_write);
+  rc = s->tp->write(s, bufs, n);
   if (rc != 0) {
     s->inflight = 0;
     write_failed(s, rc);
@@ -639,7 +513,7 @@ static void batch_write(chat_stream_t *s) {
   n = head_bufs(s, bufs);
   for (uint32_t i = 0; i < n; i++)
     offered += bufs[i].len;
-  w = uv_try_write(&s->h.stream, bufs, n);
+  w = s->tp->try_write(s, bufs, n);
   if (w < 0 && w != UV_EAGAIN && w != UV_ENOSYS) {
     write_failed(s, w);
     return;
@@ -749,7 +623,7 @@ int chat_stream_write(chat_stream_t *s, chat_buf_t *b) {
     return 0;
   if (s->max_queue > 0 && s->queued + b->len > s->max_queue)
     return CHAT_ESENDQ;
-  if (batch.on && s->kind != CHAT_STREAM_FILE) {
+  if (batch.on && (s->tp->caps & CHAT__TP_BATCH)) {
     /* Coalesce: the check handle writes the queue at the end of this loop
      * iteration, together with whatever else this stream gets meanwhile. */
     rc = ring_push(s, b);
@@ -760,10 +634,10 @@ int chat_stream_write(chat_stream_t *s, chat_buf_t *b) {
       dirty_link(s);
     return 0;
   }
-  if (s->q_len == 0 && s->kind != CHAT_STREAM_FILE) {
+  if (s->q_len == 0) {
     /* Nothing queued: offer the bytes to the kernel right away. */
     ub = uv_buf_init(b->data, (unsigned)b->len);
-    n = uv_try_write(&s->h.stream, &ub, 1);
+    n = s->tp->try_write(s, &ub, 1);
     if (n == (int)b->len) {
       s->bytes_out += (size_t)n;
       return 0;
@@ -798,9 +672,7 @@ int chat_stream_write_copy(chat_stream_t *s, const void *data, size_t len) {
 
 /* ---- closing ----------------------------------------------------------- */
 
-static void on_handle_closed(uv_handle_t *h) {
-  chat_stream_t *s = container_of(h, chat_stream_t, h.handle);
-
+void chat__stream_closed(chat_stream_t *s) {
   free(s->held);
   s->held = NULL;
   s->held_len = 0;
@@ -811,34 +683,13 @@ static void on_handle_closed(uv_handle_t *h) {
 }
 
 void chat__stream_cancelled(chat_stream_t *s) {
-  on_handle_closed(&s->h.handle);
-}
-
-static void on_closer_closed(uv_handle_t *h) {
-  chat_stream_t *s = h->data;
-
-  free(s->file);
-  s->file = NULL;
-  on_handle_closed(&s->h.handle);
-}
-
-/* Runs the close once nothing is in flight any more. */
-static void finish_close(chat_stream_t *s) {
-  chat__file_io_t *f = s->file;
-
-  if (s->kind != CHAT_STREAM_FILE || f == NULL)
-    return;
-  if (f->reading_now || s->inflight > 0 ||
-      uv_is_closing((uv_handle_t *)&f->closer))
-    return;
-  drop_queue(s);
-  uv_close((uv_handle_t *)&f->closer, on_closer_closed);
+  chat__stream_closed(s);
 }
 
 /* The write side is shut down, or could not be: a graceful end closes now;
  * after chat_stream_shutdown() the read side goes on, and a failure is
  * reported like a read error. */
-static void shutdown_done(chat_stream_t *s, int status) {
+void chat__stream_shut(chat_stream_t *s, int status) {
   s->flags |= F_SHUT_DONE;
   if (s->flags & F_CLOSING)
     return;
@@ -848,12 +699,6 @@ static void shutdown_done(chat_stream_t *s, int status) {
   }
   if (status < 0 && s->on_event != NULL)
     s->on_event(s, status);
-}
-
-static void on_shutdown(uv_shutdown_t *req, int status) {
-  chat_stream_t *s = container_of(req, chat_stream_t, shutdown_req);
-
-  shutdown_done(s, status);
 }
 
 static void do_shutdown(chat_stream_t *s) {
@@ -866,18 +711,18 @@ static void do_shutdown(chat_stream_t *s) {
     return;
   }
   s->flags |= F_SHUTDOWN;
-  if (s->kind == CHAT_STREAM_TCP || s->kind == CHAT_STREAM_PIPE) {
-    rc = uv_shutdown(&s->shutdown_req, &s->h.stream, on_shutdown);
+  if (s->tp->caps & CHAT__TP_SHUTDOWN) {
+    rc = s->tp->shutdown(s);
     if (rc == 0)
       return;
   }
-  shutdown_done(s, rc);
+  chat__stream_shut(s, rc);
 }
 
 int chat_stream_shutdown(chat_stream_t *s) {
   if (s->flags & (F_CLOSING | F_ENDING))
     return CHAT_ECLOSED;
-  if (s->kind != CHAT_STREAM_TCP && s->kind != CHAT_STREAM_PIPE)
+  if (!(s->tp->caps & CHAT__TP_SHUTDOWN) || s->kind == CHAT_STREAM_TTY)
     return UV_ENOTSUP;
   if (s->flags & F_WSHUT)
     return 0;
@@ -908,13 +753,5 @@ void chat_stream_close(chat_stream_t *s, chat_close_cb cb) {
     chat__connect_cancel(s);
     return;
   }
-  if (s->kind == CHAT_STREAM_FILE) {
-    if (s->inflight > 0)
-      uv_cancel((uv_req_t *)&s->file->wreq);
-    if (s->file->reading_now)
-      uv_cancel((uv_req_t *)&s->file->rreq);
-    finish_close(s);
-    return;
-  }
-  uv_close(&s->h.handle, on_handle_closed);
+  s->tp->close(s);
 }

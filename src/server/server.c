@@ -408,21 +408,15 @@ static void on_reaper(uv_timer_t *t) {
 
 /* The bare address of the peer, as files are fetched from it. */
 static void peer_ip(client_t *c) {
-  struct sockaddr_storage ss;
-  int len = sizeof(ss);
-
   c->ip[0] = c->src[0] = '\0';
-  if (uv_tcp_getpeername(&c->stream.h.tcp, (struct sockaddr *)&ss, &len) != 0)
+  if (chat_stream_peer_ip(&c->stream, c->ip, sizeof(c->ip)) != 0) {
+    c->ip[0] = '\0';
     return;
-  if (ss.ss_family == AF_INET6)
-    uv_ip6_name((struct sockaddr_in6 *)&ss, c->ip, sizeof(c->ip));
-  else
-    uv_ip4_name((struct sockaddr_in *)&ss, c->ip, sizeof(c->ip));
+  }
   chat_source_key(c->ip, c->src, sizeof(c->src));
 }
 
-static void on_connection(uv_stream_t *ls, int status) {
-  chat_listener_t *l = ls->data;
+static void on_connection(chat_listener_t *l, int status) {
   server_t *srv = l->data;
   client_t *c;
 
@@ -453,15 +447,14 @@ static void on_connection(uv_stream_t *ls, int status) {
     srv->clients->prev = c;
   srv->clients = c;
   srv->nclients++;
-  if (uv_accept(ls, chat_stream_uv(&c->stream)) != 0) {
+  if (chat_listener_accept(l, &c->stream) != 0) {
     client_close(c, "accept failed");
     return;
   }
-  uv_tcp_nodelay(&c->stream.h.tcp, 1);
-  uv_tcp_keepalive(&c->stream.h.tcp, 1, 60);
+  chat_stream_set_keepalive(&c->stream, 1, 60);
   chat_stream_set_max_queue(&c->stream, srv->cfg.sendq);
   c->file_port = -1;
-  chat_peer_name(&c->stream.h.tcp, c->peer, sizeof(c->peer));
+  chat_stream_peer(&c->stream, c->peer, sizeof(c->peer));
   peer_ip(c);
   log_msg("#%llu connected from %s", (unsigned long long)c->id, c->peer);
   limits_client_init(c);

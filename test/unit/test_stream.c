@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -203,7 +204,7 @@ static void test_full_socket_neither_spins_nor_loses_bytes(void **state) {
   size_t have = 0;
   ssize_t n;
 
-  assert_int_equal(uv_fileno((uv_handle_t *)chat_stream_uv(&t->s), &fd), 0);
+  assert_int_equal(chat__stream_fileno(&t->s, &fd), 0);
   assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small)),
                    0);
   assert_int_equal(
@@ -281,6 +282,53 @@ static void test_write_from_timer_goes_out_at_once(void **state) {
   chat_batch_stop();
 }
 
+/* One write takes as many as IOV_MAX queued buffers (lines): with 64, a
+ * check's 64 writes moved at most 4096 lines, and a 100-client server could
+ * hand each recipient only 64 lines per sweep, which was its capacity
+ * (issue 11). 5000 lines leave in one check now. */
+static void test_one_sweep_writes_a_long_queue(void **state) {
+  fixture_t *t = *state;
+  enum { LINES = 5000 };
+  static char got[LINES * 8 + 1];
+  char line[9];
+  ssize_t n;
+  int flags;
+
+  assert_int_equal(chat_batch_start(&t->loop), 0);
+  for (int i = 0; i < LINES; i++) {
+    snprintf(line, sizeof(line), "%07d\n", i);
+    assert_int_equal(chat_stream_write_copy(&t->s, line, 8), 0);
+  }
+  /* A referenced handle keeps the loop alive for one iteration: one check,
+   * one sweep. */
+  assert_int_equal(uv_timer_start(&t->timer, on_timer, 10000, 0), 0);
+  uv_run(&t->loop, UV_RUN_NOWAIT);
+  uv_timer_stop(&t->timer);
+  assert_int_equal(t->s.queued, 0);
+  flags = fcntl(t->peer, F_GETFL);
+  assert_int_equal(fcntl(t->peer, F_SETFL, flags | O_NONBLOCK), 0);
+  n = read(t->peer, got, sizeof(got));
+  assert_int_equal(n, LINES * 8);
+  assert_memory_equal(got, "0000000\n", 8);
+  assert_memory_equal(got + (LINES - 1) * 8, "0004999\n", 8);
+  assert_int_equal(fcntl(t->peer, F_SETFL, flags), 0);
+  chat_batch_stop();
+}
+
+/* A stream that is not a socket has no peer and no TCP options, and says
+ * so instead of touching a handle that is not a TCP one. */
+static void test_pipe_has_no_peer_or_tcp_options(void **state) {
+  fixture_t *t = *state;
+  char peer[CHAT_PEER_MAX];
+
+  assert_int_equal(chat_stream_peer(&t->s, peer, sizeof(peer)), UV_ENOTSUP);
+  assert_string_equal(peer, "?");
+  assert_int_equal(chat_stream_peer_ip(&t->s, peer, sizeof(peer)), UV_ENOTSUP);
+  assert_string_equal(peer, "?");
+  assert_int_equal(chat_stream_set_nodelay(&t->s, 1), UV_ENOTSUP);
+  assert_int_equal(chat_stream_set_keepalive(&t->s, 1, 60), UV_ENOTSUP);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_pause_holds_rest_of_chunk, setup,
@@ -292,6 +340,10 @@ int main(void) {
       cmocka_unit_test_setup_teardown(
           test_full_socket_neither_spins_nor_loses_bytes, setup, teardown),
       cmocka_unit_test_setup_teardown(test_write_from_timer_goes_out_at_once,
+                                      setup, teardown),
+      cmocka_unit_test_setup_teardown(test_one_sweep_writes_a_long_queue, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_pipe_has_no_peer_or_tcp_options,
                                       setup, teardown),
   };
 

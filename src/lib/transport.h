@@ -1,0 +1,76 @@
+/* The transport layer under chat_stream_t; private to libchat.
+ *
+ * chat_stream_t (stream.c) is the upper layer: framing, the write queue of
+ * shared buffers, write coalescing, exact pauses, byte budgets and graceful
+ * end, all at the level of the bytes its owner reads and writes. A
+ * transport moves those bytes: the libuv stream one (tp_uv.c: TCP, pipes,
+ * terminals) and the file one (tp_file.c: uv_fs_* on the thread pool). A
+ * filter (TLS, WebSocket) will be a transport whose ops encrypt or frame
+ * and then call the transport below it.
+ *
+ * Contract, for every transport:
+ * - read_start/read_stop switch delivery on and off; bytes go up through
+ *   chat__stream_read(), the end of the read side (UV_EOF or an error)
+ *   through chat__stream_read_end(), once.
+ * - try_write offers bufs without waiting: it returns the bytes taken (all,
+ *   some or none as UV_EAGAIN), UV_ENOSYS when the transport cannot try,
+ *   or another error. write takes all of bufs; at most one is in flight,
+ *   and chat__stream_wrote() ends it (status 0 or an error). The buffers
+ *   stay valid until then.
+ * - shutdown ends the write side once; chat__stream_shut() reports it.
+ *   UV_ENOTSUP when the transport has no half-close.
+ * - close stops all I/O and cancels what is in flight; the stream's memory
+ *   is the owner's again only after chat__stream_closed(), which comes from
+ *   the loop, never from inside close.
+ */
+#ifndef CHAT_LIB_TRANSPORT_H
+#define CHAT_LIB_TRANSPORT_H
+
+#include "chat/chat.h"
+
+enum {
+  CHAT__TP_BATCH = 1 << 0,    /* writes coalesce in the loop's batch */
+  CHAT__TP_SHUTDOWN = 1 << 1, /* has a half-close */
+};
+
+struct chat__transport_s {
+  const char *name;
+  unsigned caps;
+  int (*read_start)(chat_stream_t *s);
+  int (*read_stop)(chat_stream_t *s);
+  int (*try_write)(chat_stream_t *s, const uv_buf_t *bufs, unsigned n);
+  int (*write)(chat_stream_t *s, const uv_buf_t *bufs, unsigned n);
+  int (*shutdown)(chat_stream_t *s);
+  void (*close)(chat_stream_t *s);
+  size_t (*unsent)(const chat_stream_t *s);
+  /* The socket's peer and options; UV_ENOTSUP when there is no socket. */
+  int (*peer)(const chat_stream_t *s, struct sockaddr_storage *ss);
+  int (*nodelay)(chat_stream_t *s, int on);
+  int (*keepalive)(chat_stream_t *s, int on, unsigned delay);
+};
+
+/* The transports. */
+extern const chat__transport_t chat__tp_uv;
+extern const chat__transport_t chat__tp_file;
+
+/* tp_uv.c: initialises s's handle as a TCP socket, a pipe over fd or a
+ * terminal over fd. */
+int chat__tp_uv_init_tcp(uv_loop_t *loop, chat_stream_t *s);
+int chat__tp_uv_open_pipe(uv_loop_t *loop, chat_stream_t *s, int fd);
+int chat__tp_uv_open_tty(uv_loop_t *loop, chat_stream_t *s, int fd,
+                         int readable);
+
+/* tp_file.c: makes s a FILE stream over fd. */
+int chat__tp_file_open(uv_loop_t *loop, chat_stream_t *s, int fd);
+
+/* stream.c: what transports report to the stream above them. */
+void chat__stream_read(chat_stream_t *s, const char *data, size_t len);
+void chat__stream_read_end(chat_stream_t *s, int status);
+void chat__stream_wrote(chat_stream_t *s, int status);
+void chat__stream_shut(chat_stream_t *s, int status);
+void chat__stream_closed(chat_stream_t *s);
+
+/* stream.c: non-zero once the stream is closing (no more I/O). */
+int chat__stream_closing(const chat_stream_t *s);
+
+#endif /* CHAT_LIB_TRANSPORT_H */

@@ -26,6 +26,8 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <netinet/in.h>
@@ -99,6 +101,10 @@ static const char usage_text[] =
     "  --quickack          set TCP_QUICKACK on every client socket after each\n"
     "                      read (Linux; it is not sticky), so that chat-bench\n"
     "                      does not delay its ACKs (fanout, capacity)\n"
+    "  --arrival           also measure latency to the moment each read's\n"
+    "                      bytes reached chat-bench's socket (the kernel's\n"
+    "                      receive time stamp, SO_TIMESTAMPNS), which leaves\n"
+    "                      out chat-bench's own lag in reading (fanout)\n"
     "\n"
     "capacity (also --proto, --clients, --senders, --size, --src-ips,\n"
     "--concurrency, --server-pid, --drain, --quickack; rates are totals over\n"
@@ -281,6 +287,7 @@ typedef struct {
   double rate; /* msgs/s per sender; 0 = window mode */
   int ack;
   int quickack;
+  int arrival; /* --arrival: kernel receive time stamps too */
   /* capacity: total msgs/s; step, settle in s; p99_max, max_lag in ms */
   double start_rate, min_rate, max_rate, step, p99_max, max_lag, precision;
   double settle, growth, max_bench_cpu;
@@ -484,6 +491,12 @@ static void parse_args(int argc, char **argv) {
 #else
       usage_die("--quickack: TCP_QUICKACK is not available here");
 #endif
+    } else if (strcmp(a, "--arrival") == 0) {
+#ifdef SO_TIMESTAMPNS
+      cfg.arrival = 1;
+#else
+      usage_die("--arrival: SO_TIMESTAMPNS is not available here");
+#endif
     } else if ((v = opt_value(argc, argv, &i, "--start-rate")) != NULL) {
       cfg.start_rate = parse_secs("--start-rate", v, 0.001);
     } else if ((v = opt_value(argc, argv, &i, "--min-rate")) != NULL) {
@@ -571,6 +584,8 @@ static void parse_args(int argc, char **argv) {
   }
   if (cfg.quickack && cfg.mode != MODE_FANOUT && cfg.mode != MODE_CAPACITY)
     usage_die("--quickack is for fanout and capacity");
+  if (cfg.arrival && cfg.mode != MODE_FANOUT)
+    usage_die("--arrival is for fanout");
   if (cfg.no_join && (cfg.mode != MODE_IDLE || cfg.proto != PROTO_IRC))
     usage_die("--no-join is for idle IRC clients only");
   if (cfg.mode == MODE_TRANSFER) {
@@ -702,7 +717,9 @@ enum { C_IDLE, C_CONNECTING, C_REGISTERING, C_JOINING, C_READY, C_CLOSED };
 
 typedef struct client {
   uv_tcp_t tcp;
-  char *part; /* partial line between reads, or NULL */
+  uv_poll_t poll; /* --arrival: reads with recvmsg on a dup of the socket */
+  int pfd;        /* that dup, or -1 */
+  char *part;     /* partial line between reads, or NULL */
   uint32_t plen, pcap;
   uint32_t id;
   uint8_t state;
@@ -758,12 +775,14 @@ static struct {
   uint32_t next_to_start, in_progress, ready, disconnects;
   int phase;
   uint64_t t_start, t_ready, t_measure0, t_measure1;
-  uint64_t read_ns; /* when the read being handled returned */
+  uint64_t read_ns;    /* when the read being handled returned */
+  uint64_t arrival_ns; /* --arrival: when its bytes reached the socket */
   uint64_t sent_total, sent_measured, delivered_total, delivered_measured;
   uint64_t foreign_lines; /* lines that were neither payload nor control */
   uint64_t bad_payloads;
   hist_t *hist;
-  hist_t *lag; /* rate mode: how late each message left, against schedule */
+  hist_t *khist; /* --arrival: latency to the kernel's receive stamp */
+  hist_t *lag;   /* rate mode: how late each message left, against schedule */
   uint32_t observer; /* --ack one/probe: the client whose receipt releases */
   uint64_t t_rate0;  /* rate mode: when the schedule started */
   uint64_t next_tick_ns; /* rate mode: when sends are next due at the latest */
@@ -840,6 +859,12 @@ static void on_close_free_nothing(uv_handle_t *h) {
   (void)h;
 }
 
+static void on_poll_close(uv_handle_t *h) {
+  client_t *c = h->data;
+  close(c->pfd);
+  c->pfd = -1;
+}
+
 static void client_close(client_t *c) {
   if (c->state == C_CLOSED)
     return;
@@ -847,6 +872,8 @@ static void client_close(client_t *c) {
   free(c->part);
   c->part = NULL;
   c->plen = c->pcap = 0;
+  if (c->pfd >= 0 && !uv_is_closing((uv_handle_t *)&c->poll))
+    uv_close((uv_handle_t *)&c->poll, on_poll_close);
   if (!uv_is_closing((uv_handle_t *)&c->tcp))
     uv_close((uv_handle_t *)&c->tcp, on_close_free_nothing);
 }
@@ -855,12 +882,19 @@ static void all_ready(void);
 static void start_more(void);
 static void check_drained(void);
 
+static int start_arrival_reads(client_t *c);
+
 static void client_ready(client_t *c) {
   /* --ack one: the first receiver (not a sender) to be registered (IRC:
    * joined) is the observer, an early member of the room */
   if (cfg.ack == ACK_ONE && c->id >= cfg.senders && g.observer == UINT32_MAX)
     g.observer = c->id;
   c->state = C_READY;
+  if (cfg.arrival) {
+    int rc = start_arrival_reads(c);
+    if (rc != 0)
+      die("--arrival: %s", uv_strerror(rc));
+  }
   g.in_progress--;
   g.ready++;
   if (g.ready == cfg.clients)
@@ -926,6 +960,8 @@ static void on_payload(client_t *c, const char *p, size_t n) {
   if (t >= g.t_measure0 && t < g.t_measure1 && g.t_measure0 != 0) {
     g.delivered_measured++;
     hist_add(g.hist, now > t ? now - t : 0);
+    if (cfg.arrival)
+      hist_add(g.khist, g.arrival_ns > t ? g.arrival_ns - t : 0);
   }
   s = &g.senders[sid];
   if (cfg.rate <= 0) {
@@ -1099,9 +1135,10 @@ static void set_quickack(client_t *c);
 static void on_tick(uv_timer_t *h);
 static int sending_phase(void);
 
+static void handle_bytes(client_t *c, const char *p, size_t nread);
+
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   client_t *c = s->data;
-  const char *p = buf->base, *end, *nl;
 
   if (nread < 0) {
     client_lost(c, nread == UV_EOF ? "the server closed the connection"
@@ -1111,6 +1148,93 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   /* Every line of this read arrived at the same moment: one clock read per
    * read, not per line (the clock is a visible cost at 5 M lines/s). */
   g.read_ns = uv_hrtime();
+  handle_bytes(c, buf->base, (size_t)nread);
+}
+
+/* --arrival: one recvmsg with the kernel's receive time stamp, which TCP
+ * gives for the last segment the read took (so an earlier line in the same
+ * read is charged a little more than it waited, never less). The stamp is
+ * CLOCK_REALTIME; how long ago it was is subtracted from the monotonic clock
+ * the payloads carry. */
+static void on_poll(uv_poll_t *h, int status, int events) {
+  client_t *c = h->data;
+  char cbuf[CMSG_SPACE(sizeof(struct timespec)) + 64];
+  struct iovec iov = {rbuf, sizeof(rbuf)};
+  struct msghdr mh;
+  struct cmsghdr *cm;
+  struct timespec now_rt;
+  ssize_t n;
+
+  (void)events;
+  if (status < 0) {
+    client_lost(c, uv_strerror(status));
+    return;
+  }
+  memset(&mh, 0, sizeof(mh));
+  mh.msg_iov = &iov;
+  mh.msg_iovlen = 1;
+  mh.msg_control = cbuf;
+  mh.msg_controllen = sizeof(cbuf);
+  do
+    n = recvmsg(c->pfd, &mh, 0);
+  while (n < 0 && errno == EINTR);
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+    return;
+  if (n <= 0) {
+    client_lost(c,
+                n == 0 ? "the server closed the connection" : strerror(errno));
+    return;
+  }
+  g.read_ns = uv_hrtime();
+  g.arrival_ns = g.read_ns;
+  clock_gettime(CLOCK_REALTIME, &now_rt);
+  for (cm = CMSG_FIRSTHDR(&mh); cm != NULL; cm = CMSG_NXTHDR(&mh, cm)) {
+#ifdef SO_TIMESTAMPNS
+    if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SO_TIMESTAMPNS) {
+      struct timespec ts;
+      int64_t ago;
+      memcpy(&ts, CMSG_DATA(cm), sizeof(ts));
+      ago = ((int64_t)now_rt.tv_sec - ts.tv_sec) * 1000000000 +
+            (now_rt.tv_nsec - ts.tv_nsec);
+      if (ago > 0 && (uint64_t)ago < g.read_ns)
+        g.arrival_ns = g.read_ns - (uint64_t)ago;
+    }
+#endif
+  }
+  handle_bytes(c, rbuf, (size_t)n);
+}
+
+/* --arrival: after registration, reads move from the uv_tcp_t to a poll
+ * handle on a dup of its socket (libuv's reads cannot return control
+ * messages); writes stay with the uv_tcp_t. */
+static int start_arrival_reads(client_t *c) {
+#ifdef SO_TIMESTAMPNS
+  uv_os_fd_t fd;
+  int one = 1, rc;
+
+  if ((rc = uv_fileno((uv_handle_t *)&c->tcp, &fd)) != 0)
+    return rc;
+  if (setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof(one)) != 0)
+    return uv_translate_sys_error(errno);
+  if ((c->pfd = dup(fd)) < 0)
+    return uv_translate_sys_error(errno);
+  uv_read_stop((uv_stream_t *)&c->tcp);
+  if ((rc = uv_poll_init_socket(uv_default_loop(), &c->poll, c->pfd)) != 0) {
+    close(c->pfd);
+    c->pfd = -1;
+    return rc;
+  }
+  c->poll.data = c;
+  return uv_poll_start(&c->poll, UV_READABLE, on_poll);
+#else
+  (void)c;
+  return UV_ENOTSUP;
+#endif
+}
+
+static void handle_bytes(client_t *c, const char *p, size_t nread) {
+  const char *end, *nl;
+
   if (cfg.quickack)
     set_quickack(c);
   /* Rate mode: one loop iteration can read thousands of sockets for many
@@ -1210,6 +1334,7 @@ static void start_client(client_t *c) {
   if (rc != 0)
     die("uv_tcp_init: %s", uv_strerror(rc));
   c->tcp.data = c;
+  c->pfd = -1;
   c->state = C_CONNECTING;
   if (cfg.src_count > 0) {
     struct sockaddr_in sa;
@@ -1453,6 +1578,12 @@ static void report_fanout(void) {
   printf("  latency us        p50 %.0f  p90 %.0f  p99 %.0f  p99.9 %.0f  "
          "max %.0f  mean %.0f\n",
          p50, p90, p99, p999, maxv, mean);
+  if (cfg.arrival)
+    printf("  arrival us        p50 %.0f  p90 %.0f  p99 %.0f  p99.9 %.0f  "
+           "max %.0f (to the kernel's receive stamp)\n",
+           hist_quantile(g.khist, 0.50), hist_quantile(g.khist, 0.90),
+           hist_quantile(g.khist, 0.99), hist_quantile(g.khist, 0.999),
+           (double)g.khist->max_ns / 1000.0);
   printf("  cpu               chat-bench %.0f%%", bench_cpu * 100);
   if (srv_cpu >= 0)
     printf(", server %.0f%%", srv_cpu * 100);
@@ -1487,8 +1618,7 @@ static void report_fanout(void) {
         ",\"latency_us\":{\"p50\":%.1f,\"p90\":%.1f,\"p99\":%.1f,"
         "\"p999\":%.1f,\"max\":%.1f,\"mean\":%.1f,\"count\":%" PRIu64
         "},\"observer\":%" PRId64 ",\"quickack\":%s"
-        ",\"lag_us\":{\"p50\":%.1f,\"p99\":%.1f,\"max\":%.1f}"
-        ",\"ok\":%s}\n",
+        ",\"lag_us\":{\"p50\":%.1f,\"p99\":%.1f,\"max\":%.1f}",
         cfg.port, cfg.clients, cfg.senders, cfg.size,
         cfg.rate > 0 ? 0 : cfg.window, cfg.rate, ack_name(cfg.ack), dur,
         cfg.warmup, conn, g.sent_measured, g.sent_measured / dur, expected,
@@ -1497,8 +1627,15 @@ static void report_fanout(void) {
         g.bad_payloads, g.foreign_lines, skipped, bench_cpu, srv_cpu, mach, p50,
         p90, p99, p999, maxv, mean, g.hist->total,
         cfg.rate <= 0 && cfg.ack != ACK_ALL ? (int64_t)g.observer : (int64_t)-1,
-        cfg.quickack ? "true" : "false", lag50, lag99, lagmax,
-        ok ? "true" : "false");
+        cfg.quickack ? "true" : "false", lag50, lag99, lagmax);
+    if (cfg.arrival)
+      fprintf(f,
+              ",\"arrival_us\":{\"p50\":%.1f,\"p90\":%.1f,\"p99\":%.1f,"
+              "\"p999\":%.1f,\"max\":%.1f}",
+              hist_quantile(g.khist, 0.50), hist_quantile(g.khist, 0.90),
+              hist_quantile(g.khist, 0.99), hist_quantile(g.khist, 0.999),
+              (double)g.khist->max_ns / 1000.0);
+    fprintf(f, ",\"ok\":%s}\n", ok ? "true" : "false");
     close_json(f);
   }
 }
@@ -1959,6 +2096,7 @@ static int run_clients(void) {
   g.observer = cfg.ack == ACK_PROBE ? cfg.clients - 1 : UINT32_MAX;
   if (cfg.mode == MODE_FANOUT || cfg.mode == MODE_CAPACITY) {
     g.hist = xcalloc(1, sizeof(hist_t));
+    g.khist = xcalloc(1, sizeof(hist_t));
     g.lag = xcalloc(1, sizeof(hist_t));
     g.steps = xcalloc(cfg.max_steps, sizeof(step_t));
     g.senders = xcalloc(cfg.senders, sizeof(sender_t));

@@ -13,11 +13,15 @@
 #   --out DIR          results directory (default bench/results/<timestamp>)
 #   --servers LIST     comma-separated subset of chat,nats,inspircd,ngircd
 #   --skip LIST        comma-separated parts to skip:
-#                      fanout,ackone,capacity,latency,common,sweep,floor,
-#                      window,idle,transfer (fanout is the window with
+#                      fanout,ackone,capacity,latency,common,prior,sweep,
+#                      floor,window,idle,transfer (fanout is the window with
 #                      --ack all, ackone the window with --ack one, latency
 #                      each server at half its own peak, common every
-#                      server at half of the best peer's peak)
+#                      server at half of the best peer's peak, prior
+#                      chat-server at --prior-rate)
+#   --prior-rate R     msgs/s per sender of the prior part (default 538.5:
+#                      half of chat-server's 1000-client peak before issue
+#                      11, where its p99 was 12.2 ms)
 #   --quickack         chat-bench sets TCP_QUICKACK on its receiving sockets
 #                      (fanout, ackone, capacity, latency, common, sweep,
 #                      window)
@@ -57,6 +61,7 @@ quiet_wait=5
 retries=12
 quickack=()
 sizes_opt=""
+prior_rate=538.5
 [ "$(id -u)" = 0 ] || nice_level=0
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -73,6 +78,7 @@ while [ $# -gt 0 ]; do
   --retries) retries=$2; shift ;;
   --quickack) quickack=(--quickack) ;;
   --sizes) sizes_opt=${2//,/ }; shift ;;
+  --prior-rate) prior_rate=$2; shift ;;
   -h | --help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
   *) echo "compare.sh: unknown argument '$1'" >&2; exit 2 ;;
   esac
@@ -343,7 +349,7 @@ latency_run() { # server run rate [kind]
   start_server "$s" "$label"
   bench "$label" fanout --port "$srv_port" --proto "$(proto_of "$s")" \
     --clients $lat_clients --senders $senders --size $size --rate "$rate" \
-    "${quickack[@]}" \
+    "${quickack[@]}" --arrival \
     --duration $duration --warmup $warmup --src-ips $src_ips \
     --concurrency "$(concurrency_of "$s")" --server-pid "$srv_pid" \
     --json "$out/raw/$label.json"
@@ -508,6 +514,16 @@ if ! skipped common; then
       done
     done
   fi
+fi
+
+# --- chat-server at the load where its p99 was measured before issue 11 ----
+# Its own half peak moved up with its peak; this keeps the load fixed.
+if ! skipped prior && has_server chat; then
+  for ((r = 1; r <= runs; r++)); do
+    log "prior-load run $r/$runs: chat, $lat_clients clients, $prior_rate msgs/s per sender"
+    retry_disturbed "$out/raw/prior-chat-$lat_clients-r$r.json" \
+      latency_run chat "$r" "$prior_rate" prior
+  done
 fi
 
 # --- chat-server's p99 against offered load (1000 clients, fixed rate) -------

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """bench-smoke: start chat-server on a free port, run one-second chat-bench
-fanouts against it (--ack all, then --ack one with --quickack) and check
+fanouts against it (--ack all, --ack one with --quickack, --arrival) and check
 the reports: deliveries happened and none was lost. Then a tiny capacity
 search (valid JSON, its fields, a passing rate, steps that add up), and a
 tiny chat-bench floor (no server) that must time every sweep it was asked
@@ -46,6 +46,7 @@ def main():
                          daemon=True).start()
         fanout_smoke(bench_bin, port, [])
         fanout_smoke(bench_bin, port, ['--ack', 'one', '--quickack'])
+        fanout_smoke(bench_bin, port, ['--arrival'])
         capacity_smoke(bench_bin, port)
         floor_smoke(bench_bin)
     finally:
@@ -95,6 +96,11 @@ def fanout_smoke(bench_bin, port, extra):
                         rep.get('observer'))
     if rep.get('quickack') is not ('--quickack' in extra):
         problems.append('quickack %r' % rep.get('quickack'))
+    arr = rep.get('arrival_us')
+    if ('--arrival' in extra) != (arr is not None):
+        problems.append('arrival_us %r with %s' % (arr, ' '.join(extra)))
+    elif arr is not None and not 0 < arr['p50'] <= arr['p99'] <= arr['max']:
+        problems.append('arrival percentiles out of order: %r' % arr)
     if problems:
         sys.exit('bench-smoke FAILED (%s): ' % ' '.join(extra) +
                  '; '.join(problems))

@@ -76,13 +76,16 @@ def brief(path):
     if m == 'fanout':
         return ('%.0f deliveries/s, %.1f msgs/s, ratio %.6f, p50 %.0f us, '
                 'p99 %.0f us, connect %.1f s, cpu bench %.0f%% server '
-                '%.0f%%, others %.2f cores%s' % (
+                '%.0f%%, others %.2f cores%s%s' % (
                     r['deliveries_per_s'], r['sent_per_s'],
                     r['delivery_ratio'], r['latency_us']['p50'],
                     r['latency_us']['p99'], r['connect_s'],
                     100 * r.get('bench_cpu', -1),
                     100 * r.get('server_cpu', -1),
                     others(r),
+                    ', arrival p50 %.0f us p99 %.0f us' % (
+                        r['arrival_us']['p50'], r['arrival_us']['p99'])
+                    if 'arrival_us' in r else '',
                     '' if r['ok'] else ' NOT OK'))
     if m == 'capacity':
         if r.get('capacity_rate') is None:
@@ -472,6 +475,7 @@ def summary(outdir):
     # ---- latency at half peak, and at a common load ----
     lat = latency_table(raw, 'latency', add, targets)
     latency_table(raw, 'common', add, targets)
+    latency_table(raw, 'prior', add, targets)
 
     # ---- load sweep ----
     sweep = []
@@ -705,7 +709,10 @@ def summary(outdir):
 def latency_table(raw, kind, add, targets):
     """The fixed-rate runs `kind`-SERVER-N-rR.json as a table; returns them
     by server. kind 'latency': each server at half of its own peak; kind
-    'common': every server at the same rate, half of the best peer's."""
+    'common': every server at the same rate, half of the best peer's; kind
+    'prior': chat-server at the load of its half peak before issue 11.
+    Runs made with --arrival also show latency to the kernel's receive
+    stamp, which leaves out chat-bench's own lag in reading."""
     lat = {}
     for name, r in runs(raw, kind + '-*.json'):
         m = re.match(kind + r'-(\w+)-(\d+)-r(\d+)\.json', name)
@@ -717,6 +724,11 @@ def latency_table(raw, kind, add, targets):
     if kind == 'latency':
         add('## Latency at half of each server\'s peak rate (%d clients, '
             'fixed rate)' % n)
+    elif kind == 'prior':
+        add('## chat-server at the load of its half peak before issue 11 '
+            '(%d clients, %s msgs/s per sender)' % (
+                n, fmt(med([r['rate'] for rs in lat.values() for r in rs]),
+                       '%.1f')))
     else:
         rate = med([r['rate'] for rs in lat.values() for r in rs])
         add('## Latency at a common load: every server at half of the best '
@@ -728,9 +740,12 @@ def latency_table(raw, kind, add, targets):
                         (n - 1))))
     add('')
     add('| server | msgs/s per sender | deliveries/s | server CPU | '
-        'chat-bench CPU | p50 µs | p99 µs | p99.9 µs | max µs | runs |')
-    add('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |')
+        'chat-bench CPU | p50 µs | p99 µs | p99.9 µs | max µs | '
+        'arrival p50 µs | arrival p99 µs | runs |')
+    add('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- '
+        '| --- |')
     p99s = {}
+    arr99s = {}
     for s in SERVERS:
         rs = lat.get(s)
         if not rs:
@@ -738,14 +753,19 @@ def latency_table(raw, kind, add, targets):
         good = usable(rs)
         dist = len([r for r in rs if r.get('ok') and disturbed(r)])
         q = lambda k: med([r['latency_us'][k] for r in good])
+        qa = lambda k: med([r['arrival_us'][k] for r in good
+                            if 'arrival_us' in r])
         p99s[s] = q('p99')
-        add('| %s | %s | %s | %s | %s | %s | %s | %s | %s | %d%s |' % (
+        arr99s[s] = qa('p99')
+        add('| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %d%s |'
+            % (
             LABEL[s], fmt(med([r['rate'] for r in rs]), '%.1f'),
             fmt_int(med([r['deliveries_per_s'] for r in good])),
             fmt(med([100 * r.get('server_cpu', 0) for r in good]), '%.0f %%'),
             fmt(med([100 * r.get('bench_cpu', 0) for r in good]), '%.0f %%'),
             fmt_int(q('p50')), fmt_int(q('p99')), fmt_int(q('p999')),
-            fmt_int(q('max')), len(rs),
+            fmt_int(q('max')), fmt_int(qa('p50')), fmt_int(qa('p99')),
+            len(rs),
             (' (%d not ok)' % len([r for r in rs if not r.get('ok')])
              if any(not r.get('ok') for r in rs) else '') +
             (' (%d disturbed%s)' % (dist, ', used' if good and
@@ -763,6 +783,14 @@ def latency_table(raw, kind, add, targets):
                         '%s ms' % fmt(None if p99 is None else p99 / 1000,
                                       '%.2f'),
                         None if p99 is None else p99 <= 12200))
+    elif kind == 'prior':
+        targets.append(('p99 at %d clients at the pre-issue-11 half-peak load '
+                        '≤ 12.2 ms' % n,
+                        '%s ms (to the receive stamp %s ms)' % (
+                            fmt(None if p99 is None else p99 / 1000, '%.2f'),
+                            fmt(None if arr99s.get('chat') is None else
+                                arr99s['chat'] / 1000, '%.2f')),
+                        None if p99 is None else p99 <= 12200))
     else:
         peers = [(v, s) for s, v in p99s.items() if s != 'chat' and
                  v is not None]
@@ -776,6 +804,18 @@ def latency_table(raw, kind, add, targets):
                             LABEL[best[1]] if best else '—',
                             fmt(best[0] / 1000 if best else None, '%.2f')),
                         None if ratio is None else ratio <= 0.25))
+        apeers = [(v, s) for s, v in arr99s.items() if s != 'chat' and
+                  v is not None]
+        abest = min(apeers) if apeers else None
+        a99 = arr99s.get('chat')
+        if a99 is not None and abest:
+            targets.append(('(context) the same, to the kernel\'s receive '
+                            'stamp (chat-bench\'s read lag left out)',
+                            '%s× (%s ms vs %s %s ms)' % (
+                                fmt(a99 / abest[0], '%.3f'),
+                                fmt(a99 / 1000, '%.2f'), LABEL[abest[1]],
+                                fmt(abest[0] / 1000, '%.2f')),
+                            a99 / abest[0] <= 0.25))
     return lat
 
 

@@ -14,6 +14,7 @@
 #include "net.h"
 #include "proto.h"
 #include "stream.h"
+#include "tls.h"
 #include "xfer.h"
 
 /* Returns CHAT_VERSION_STRING of the library actually linked. */

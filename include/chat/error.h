@@ -25,7 +25,10 @@
   XX(ESIZE, -12, "size mismatch")                                              \
   XX(EDIGEST, -13, "SHA-256 digest mismatch")                                  \
   XX(ESTALL, -14, "transfer stalled")                                          \
-  XX(ETIMEDOUT, -15, "timed out")
+  XX(ETIMEDOUT, -15, "timed out")                                              \
+  XX(ETLS, -16, "TLS handshake or record failed")                              \
+  XX(ETRUNC, -17, "TLS stream cut off without close_notify")                   \
+  XX(EUNTRUSTED, -18, "the peer's certificate is not trusted")
 
 enum chat_errno {
 #define XX(name, off, msg) CHAT_##name = CHAT__ERRNO_BASE + (off),

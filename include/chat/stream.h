@@ -65,6 +65,7 @@ typedef enum {
 
 typedef struct chat__file_io_s chat__file_io_t;
 typedef struct chat__transport_s chat__transport_t;
+typedef struct chat__tls_s chat__tls_t;
 
 struct chat_stream_s {
   /* public */
@@ -76,7 +77,9 @@ struct chat_stream_s {
   uint64_t bytes_in;  /* bytes read so far */
   uint64_t bytes_out; /* bytes written so far */
   /* private: only libchat's stream layer and its transports touch these */
-  const chat__transport_t *tp; /* what moves the bytes (src/lib/transport.h) */
+  const chat__transport_t *tp;   /* the top layer (src/lib/transport.h) */
+  const chat__transport_t *base; /* the bottom one: tp, or under a filter */
+  chat__tls_t *tls;              /* the TLS filter's state, or NULL */
   union {
     uv_handle_t handle;
     uv_stream_t stream;

@@ -125,6 +125,10 @@ int chat__stream_fileno(const chat_stream_t *s, uv_os_fd_t *fd) {
   return uv_fileno(&s->h.handle, fd);
 }
 
+int chat__stream_reading(const chat_stream_t *s) {
+  return (s->flags & F_READING) != 0;
+}
+
 int chat__stream_closing(const chat_stream_t *s) {
   return (s->flags & F_CLOSING) != 0;
 }
@@ -668,6 +672,43 @@ int chat_stream_write_copy(chat_stream_t *s, const void *data, size_t len) {
   rc = chat_stream_write(s, b);
   chat_buf_unref(b);
   return rc;
+}
+
+/* ---- from the transports ----------------------------------------------- */
+
+void chat__tp_read(chat_stream_t *s, const char *data, size_t len) {
+  if (s->tp->up_read != NULL)
+    s->tp->up_read(s, data, len);
+  else
+    chat__stream_read(s, data, len);
+}
+
+void chat__tp_read_end(chat_stream_t *s, int status) {
+  if (s->tp->up_read_end != NULL)
+    s->tp->up_read_end(s, status);
+  else
+    chat__stream_read_end(s, status);
+}
+
+void chat__tp_wrote(chat_stream_t *s, int status) {
+  if (s->tp->up_wrote != NULL)
+    s->tp->up_wrote(s, status);
+  else
+    chat__stream_wrote(s, status);
+}
+
+void chat__tp_shut(chat_stream_t *s, int status) {
+  if (s->tp->up_shut != NULL)
+    s->tp->up_shut(s, status);
+  else
+    chat__stream_shut(s, status);
+}
+
+void chat__tp_closed(chat_stream_t *s) {
+  if (s->tp->up_closed != NULL)
+    s->tp->up_closed(s);
+  else
+    chat__stream_closed(s);
 }
 
 /* ---- closing ----------------------------------------------------------- */

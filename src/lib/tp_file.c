@@ -29,7 +29,7 @@ static void on_closer_closed(uv_handle_t *h) {
 
   free(s->file);
   s->file = NULL;
-  chat__stream_closed(s);
+  chat__tp_closed(s);
 }
 
 /* Closes once nothing is in flight any more. */
@@ -56,14 +56,14 @@ static void on_fs_read(uv_fs_t *req) {
     return;
   }
   if (n > 0) {
-    chat__stream_read(s, f->rbuf, (size_t)n);
+    chat__tp_read(s, f->rbuf, (size_t)n);
     if (f->closing)
       finish_close(s);
     else
       read_next(s);
   } else {
     f->reading = 0;
-    chat__stream_read_end(s, n == 0 ? UV_EOF : (int)n);
+    chat__tp_read_end(s, n == 0 ? UV_EOF : (int)n);
   }
 }
 
@@ -77,7 +77,7 @@ static void read_next(chat_stream_t *s) {
   rc = uv_fs_read(f->closer.loop, &f->rreq, f->fd, &b, 1, -1, on_fs_read);
   if (rc != 0) {
     f->reading = 0;
-    chat__stream_read_end(s, rc);
+    chat__tp_read_end(s, rc);
     return;
   }
   f->reading_now = 1;
@@ -108,7 +108,7 @@ static void on_fs_write(uv_fs_t *req) {
 
   uv_fs_req_cleanup(req);
   f->writing_now = 0;
-  chat__stream_wrote(s, n < 0 ? (int)n : 0);
+  chat__tp_wrote(s, n < 0 ? (int)n : 0);
   if (s->file != NULL && f->closing)
     finish_close(s);
 }
@@ -194,7 +194,7 @@ int chat__tp_file_open(uv_loop_t *loop, chat_stream_t *s, int fd) {
   }
   f->closer.data = s;
   s->file = f;
-  s->tp = &chat__tp_file;
+  s->tp = s->base = &chat__tp_file;
   s->kind = CHAT_STREAM_FILE;
   return 0;
 }

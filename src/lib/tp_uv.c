@@ -25,7 +25,7 @@ static void on_read(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf) {
   chat_stream_t *s = container_of(h, chat_stream_t, h.stream);
 
   if (nread > 0) {
-    chat__stream_read(s, buf->base, (size_t)nread);
+    chat__tp_read(s, buf->base, (size_t)nread);
   } else if (nread < 0) {
     int err = (int)nread;
     uv_read_stop(h);
@@ -36,7 +36,7 @@ static void on_read(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf) {
       if (pending != 0)
         err = pending;
     }
-    chat__stream_read_end(s, err);
+    chat__tp_read_end(s, err);
   }
 }
 
@@ -53,7 +53,7 @@ static int uv_tp_try_write(chat_stream_t *s, const uv_buf_t *bufs, unsigned n) {
 }
 
 static void on_write(uv_write_t *req, int status) {
-  chat__stream_wrote(container_of(req, chat_stream_t, write_req), status);
+  chat__tp_wrote(container_of(req, chat_stream_t, write_req), status);
 }
 
 static int uv_tp_write(chat_stream_t *s, const uv_buf_t *bufs, unsigned n) {
@@ -61,7 +61,7 @@ static int uv_tp_write(chat_stream_t *s, const uv_buf_t *bufs, unsigned n) {
 }
 
 static void on_shutdown(uv_shutdown_t *req, int status) {
-  chat__stream_shut(container_of(req, chat_stream_t, shutdown_req), status);
+  chat__tp_shut(container_of(req, chat_stream_t, shutdown_req), status);
 }
 
 static int uv_tp_shutdown(chat_stream_t *s) {
@@ -71,7 +71,7 @@ static int uv_tp_shutdown(chat_stream_t *s) {
 }
 
 static void on_closed(uv_handle_t *h) {
-  chat__stream_closed(container_of(h, chat_stream_t, h.handle));
+  chat__tp_closed(container_of(h, chat_stream_t, h.handle));
 }
 
 static void uv_tp_close(chat_stream_t *s) {
@@ -118,7 +118,7 @@ const chat__transport_t chat__tp_uv = {
 };
 
 int chat__tp_uv_init_tcp(uv_loop_t *loop, chat_stream_t *s) {
-  s->tp = &chat__tp_uv;
+  s->tp = s->base = &chat__tp_uv;
   s->kind = CHAT_STREAM_TCP;
   return uv_tcp_init(loop, &s->h.tcp);
 }
@@ -135,7 +135,7 @@ int chat__tp_uv_open_pipe(uv_loop_t *loop, chat_stream_t *s, int fd) {
     uv_close(&s->h.handle, NULL);
     return rc;
   }
-  s->tp = &chat__tp_uv;
+  s->tp = s->base = &chat__tp_uv;
   s->kind = CHAT_STREAM_PIPE;
   return 0;
 }
@@ -146,7 +146,7 @@ int chat__tp_uv_open_tty(uv_loop_t *loop, chat_stream_t *s, int fd,
 
   if (rc != 0)
     return rc;
-  s->tp = &chat__tp_uv;
+  s->tp = s->base = &chat__tp_uv;
   s->kind = CHAT_STREAM_TTY;
   return 0;
 }

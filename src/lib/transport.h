@@ -5,8 +5,12 @@
  * end, all at the level of the bytes its owner reads and writes. A
  * transport moves those bytes: the libuv stream one (tp_uv.c: TCP, pipes,
  * terminals) and the file one (tp_file.c: uv_fs_* on the thread pool). A
- * filter (TLS, WebSocket) will be a transport whose ops encrypt or frame
- * and then call the transport below it.
+ * filter (tls.c) is a transport pushed on top of the base one: s->tp is the
+ * top, s->base the bottom. The stream calls s->tp's ops; a filter's ops
+ * encrypt or frame and call s->base's; the base reports upwards through
+ * chat__tp_*(), which hand the report to the filter's up_* ops when there
+ * is a filter and to the stream (chat__stream_*) when there is none; the
+ * filter reports what it made of it to the stream.
  *
  * Contract, for every transport:
  * - read_start/read_stop switch delivery on and off; bytes go up through
@@ -47,6 +51,12 @@ struct chat__transport_s {
   int (*peer)(const chat_stream_t *s, struct sockaddr_storage *ss);
   int (*nodelay)(chat_stream_t *s, int on);
   int (*keepalive)(chat_stream_t *s, int on, unsigned delay);
+  /* A filter only (NULL in a base transport): what the base reports. */
+  void (*up_read)(chat_stream_t *s, const char *data, size_t len);
+  void (*up_read_end)(chat_stream_t *s, int status);
+  void (*up_wrote)(chat_stream_t *s, int status);
+  void (*up_shut)(chat_stream_t *s, int status);
+  void (*up_closed)(chat_stream_t *s);
 };
 
 /* The transports. */
@@ -63,7 +73,15 @@ int chat__tp_uv_open_tty(uv_loop_t *loop, chat_stream_t *s, int fd,
 /* tp_file.c: makes s a FILE stream over fd. */
 int chat__tp_file_open(uv_loop_t *loop, chat_stream_t *s, int fd);
 
-/* stream.c: what transports report to the stream above them. */
+/* stream.c: what a base transport reports, to the filter on top of it or,
+ * without one, to the stream. */
+void chat__tp_read(chat_stream_t *s, const char *data, size_t len);
+void chat__tp_read_end(chat_stream_t *s, int status);
+void chat__tp_wrote(chat_stream_t *s, int status);
+void chat__tp_shut(chat_stream_t *s, int status);
+void chat__tp_closed(chat_stream_t *s);
+
+/* stream.c: what the top transport reports to the stream. */
 void chat__stream_read(chat_stream_t *s, const char *data, size_t len);
 void chat__stream_read_end(chat_stream_t *s, int status);
 void chat__stream_wrote(chat_stream_t *s, int status);
@@ -72,5 +90,9 @@ void chat__stream_closed(chat_stream_t *s);
 
 /* stream.c: non-zero once the stream is closing (no more I/O). */
 int chat__stream_closing(const chat_stream_t *s);
+
+/* stream.c: non-zero while the owner wants bytes (read started, not
+ * stopped). */
+int chat__stream_reading(const chat_stream_t *s);
 
 #endif /* CHAT_LIB_TRANSPORT_H */

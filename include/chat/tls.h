@@ -43,6 +43,12 @@ int chat_tls_server_ctx(chat_tls_ctx_t **out, const char *cert_file,
 int chat_tls_server_ctx_ephemeral(chat_tls_ctx_t **out, const char *common_name,
                                   char *err, size_t errlen);
 
+/* A new ECDSA P-256 key and a self-signed certificate for it as PEM text
+ * (malloc'd; the caller frees both, and should clear the key's first), for
+ * a server that keeps them in its state directory. */
+int chat_tls_self_signed_pem(const char *common_name, char **cert_pem,
+                             char **key_pem, char *err, size_t errlen);
+
 /* A client context. ca_file: PEM CAs to verify with; NULL for the
  * system's. The handshake never fails on trust: the verdict is in
  * chat_stream_tls_peer(), for the owner to apply with its own rules (pins,

@@ -7,6 +7,7 @@
  * person typing.
  */
 #include "client.h"
+#include "trust.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -496,6 +497,25 @@ static void on_tick(uv_timer_t *t) {
   fetch_tick(c, now);
 }
 
+/* The TLS handshake with the server ended: trust it, or leave before
+ * anything we typed (our name included) goes out. */
+static void on_server_tls(chat_stream_t *s, int status) {
+  client_t *c = client_of(s, server);
+  chat_tls_peer_t p;
+
+  if (status != 0) {
+    client_eprintf("chat-client: TLS with %s port %d failed: %s (is it a "
+                   "TLS server?)",
+                   c->cfg.host, c->cfg.port, chat_strerror(status));
+    return; /* the event callback ends the client */
+  }
+  if (chat_stream_tls_peer(s, &p) != 0 || trust_check(c, &p) != 0) {
+    c->connected = 0;
+    chat_stream_close(s, on_stream_closed);
+    client_exit(c, 1);
+  }
+}
+
 static void on_connected(chat_stream_t *s, int status) {
   client_t *c = client_of(s, server);
 
@@ -514,6 +534,15 @@ static void on_connected(chat_stream_t *s, int status) {
   if (c->exiting) {
     chat_stream_end(s, on_stream_closed);
     return;
+  }
+  if (c->cfg.tls_ctx != NULL) {
+    int rc =
+        chat_stream_start_tls(s, c->cfg.tls_ctx, c->cfg.host, on_server_tls);
+    if (rc != 0) {
+      client_eprintf("chat-client: cannot start TLS: %s", chat_strerror(rc));
+      client_exit(c, 1);
+      return;
+    }
   }
   chat_stream_read_start(s, on_server_line, on_server_event);
   chat_stream_set_drain_cb(s, on_server_drain);

@@ -38,17 +38,25 @@ typedef enum {
 } xfer_mode;
 
 typedef struct {
-  const char *host;        /* chat server host name or address */
-  int port;                /* chat server port */
-  int file_port;           /* -l: port we serve files on, 0 = none */
-  const char *share;       /* directory we serve files from */
-  const char *downloads;   /* directory received files land in */
-  unsigned max_transfers;  /* concurrent transfers each way */
-  unsigned stall_s;        /* seconds without progress before failing */
-  unsigned connect_s;      /* seconds a direct connect may take */
-  unsigned header_s;       /* seconds a file connection has for its header */
-  unsigned max_handshakes; /* file connections without a valid token */
-  xfer_mode transfer;      /* --transfer */
+  const char *host;          /* chat server host name or address */
+  int port;                  /* chat server port */
+  int file_port;             /* -l: port we serve files on, 0 = none */
+  const char *share;         /* directory we serve files from */
+  const char *downloads;     /* directory received files land in */
+  unsigned max_transfers;    /* concurrent transfers each way */
+  unsigned stall_s;          /* seconds without progress before failing */
+  unsigned connect_s;        /* seconds a direct connect may take */
+  unsigned header_s;         /* seconds a file connection has for its header */
+  unsigned max_handshakes;   /* file connections without a valid token */
+  xfer_mode transfer;        /* --transfer */
+  int tls;                   /* --tls: the chat connection runs TLS */
+  int insecure;              /* --insecure: trust any certificate */
+  char pin[CHAT_TLS_FP_MAX]; /* --pin, normalised, or "" */
+  const char *ca_file;       /* --ca, or NULL */
+  const char *known_hosts;   /* the known-hosts file */
+  chat_tls_ctx_t *tls_ctx;   /* --tls: made by main() */
+  const char *known_text;    /* the known-hosts file as read at start-up */
+  size_t known_len;
 } client_config_t;
 
 typedef struct input_line_s input_line_t;

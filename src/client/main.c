@@ -39,6 +39,19 @@ static const char usage_text[] =
     "                       relay; relay: always relay\n"
     "  --connect-timeout S  seconds a direct connection may take before\n"
     "                       auto mode relays (default 3)\n"
+    "  --tls                talk to the server over TLS; its certificate is\n"
+    "                       trusted by, in this order: --pin, --ca, the\n"
+    "                       system's CAs, else on first use (the key's\n"
+    "                       fingerprint is kept in the known-hosts file and\n"
+    "                       a later change is refused)\n"
+    "  --pin SHA256         trust only the certificate or key with this\n"
+    "                       SHA-256 fingerprint (as chat-server logs it)\n"
+    "  --ca FILE            trust only certificates these PEM CAs sign\n"
+    "  --known-hosts FILE   the known-hosts file (default\n"
+    "                       $XDG_CONFIG_HOME/chat-client/known_hosts, else\n"
+    "                       ~/.config/chat-client/known_hosts)\n"
+    "  --insecure           trust ANY certificate: no protection against a\n"
+    "                       man in the middle; for tests only\n"
     "  -h, --help           show this help and exit\n"
     "  -V, --version        show the version and exit\n";
 
@@ -167,10 +180,32 @@ static int parse_args(int argc, char **argv, client_config_t *cfg) {
       if (parse_port(v, 1, &n) != 0 || n > 3600)
         return usage_error("%s", "--header-timeout takes 1-3600 seconds");
       cfg->header_s = (unsigned)n;
+    } else if (strcmp(a, "--tls") == 0) {
+      cfg->tls = 1;
+    } else if (strcmp(a, "--insecure") == 0) {
+      cfg->insecure = 1;
+    } else if (take_value(argc, argv, &i, "--pin", "--pin", &v)) {
+      if (v == NULL || chat_tls_fp_parse(v, cfg->pin) != 0)
+        return usage_error("%s", "--pin takes a SHA-256 fingerprint: 64 hex "
+                                 "digits, colons allowed");
+    } else if (take_value(argc, argv, &i, "--ca", "--ca", &v)) {
+      if (v == NULL || *v == '\0')
+        return usage_error("%s", "--ca needs a file");
+      cfg->ca_file = v;
+    } else if (take_value(argc, argv, &i, "--known-hosts", "--known-hosts",
+                          &v)) {
+      if (v == NULL || *v == '\0')
+        return usage_error("%s", "--known-hosts needs a file");
+      cfg->known_hosts = v;
     } else {
       return usage_error("unexpected argument '%s'", a);
     }
   }
+  if ((cfg->pin[0] != '\0' || cfg->ca_file != NULL || cfg->insecure ||
+       cfg->known_hosts != NULL) &&
+      !cfg->tls)
+    return usage_error("%s", "--pin, --ca, --known-hosts and --insecure go "
+                             "with --tls");
   if (port == NULL)
     return usage_error("%s", "missing -p <server-port>");
   if (parse_port(port, 1, &cfg->port) != 0)
@@ -207,11 +242,76 @@ static char *resolve_dir(uv_loop_t *loop, const char *opt, const char *dir) {
   return path;
 }
 
+/* The default known-hosts file; its directory is made when missing. */
+static char *known_hosts_path(uv_loop_t *loop) {
+  const char *x = getenv("XDG_CONFIG_HOME");
+  char home[1024], dir[1100], *path;
+  size_t n = sizeof(home);
+  uv_fs_t req;
+
+  if (x != NULL && x[0] == '/') {
+    snprintf(dir, sizeof(dir), "%s/chat-client", x);
+  } else {
+    if (uv_os_homedir(home, &n) != 0)
+      return NULL;
+    snprintf(dir, sizeof(dir), "%s/.config", home);
+    uv_fs_mkdir(loop, &req, dir, 0700, NULL);
+    uv_fs_req_cleanup(&req);
+    snprintf(dir, sizeof(dir), "%s/.config/chat-client", home);
+  }
+  uv_fs_mkdir(loop, &req, dir, 0700, NULL);
+  uv_fs_req_cleanup(&req);
+  n = strlen(dir) + sizeof("/known_hosts");
+  path = malloc(n);
+  if (path != NULL)
+    snprintf(path, n, "%s/known_hosts", dir);
+  return path;
+}
+
+/* Reads the known-hosts file at start-up (at most 1 MiB); a missing file
+ * is an empty one. */
+static int read_known(uv_loop_t *loop, const char *path, char **text,
+                      size_t *len) {
+  uv_fs_t req;
+  uv_file fd;
+  char *buf;
+  uv_buf_t b;
+  int rc;
+
+  *text = NULL;
+  *len = 0;
+  fd = uv_fs_open(loop, &req, path, UV_FS_O_RDONLY, 0, NULL);
+  uv_fs_req_cleanup(&req);
+  if (fd == UV_ENOENT)
+    return 0;
+  if (fd < 0)
+    return fd;
+  buf = malloc(1 << 20);
+  if (buf == NULL) {
+    rc = UV_ENOMEM;
+  } else {
+    b = uv_buf_init(buf, 1 << 20);
+    rc = uv_fs_read(loop, &req, fd, &b, 1, 0, NULL);
+    uv_fs_req_cleanup(&req);
+  }
+  uv_fs_close(loop, &req, fd, NULL);
+  uv_fs_req_cleanup(&req);
+  if (rc < 0) {
+    free(buf);
+    return rc;
+  }
+  *text = buf;
+  *len = (size_t)rc;
+  return 0;
+}
+
 int main(int argc, char **argv) {
   client_config_t cfg;
   client_t client;
   uv_loop_t *loop = uv_default_loop();
-  char *share, *downloads;
+  char *share, *downloads, *known_path = NULL, *known_text = NULL;
+  size_t known_len = 0;
+  chat_tls_ctx_t *tls_ctx = NULL;
   int rc;
 
   chat_platform_init();
@@ -228,6 +328,34 @@ int main(int argc, char **argv) {
   }
   cfg.share = share;
   cfg.downloads = downloads;
+  if (cfg.tls) {
+    char err[CHAT_TLS_ERR_MAX];
+    if (cfg.known_hosts == NULL &&
+        (cfg.known_hosts = known_path = known_hosts_path(loop)) == NULL) {
+      fprintf(stderr, "chat-client: no home directory for the known-hosts "
+                      "file; use --known-hosts\n");
+      return 2;
+    }
+    rc = read_known(loop, cfg.known_hosts, &known_text, &known_len);
+    if (rc != 0) {
+      fprintf(stderr, "chat-client: cannot read %s: %s\n", cfg.known_hosts,
+              chat_strerror(rc));
+      return 2;
+    }
+    if (chat_tls_client_ctx(&tls_ctx, cfg.ca_file, err, sizeof(err)) != 0) {
+      fprintf(stderr, "chat-client: %s%s%s\n", err,
+              cfg.ca_file != NULL ? ": " : "",
+              cfg.ca_file != NULL ? cfg.ca_file : "");
+      return 2;
+    }
+    cfg.tls_ctx = tls_ctx;
+    cfg.known_text = known_text;
+    cfg.known_len = known_len;
+    if (cfg.insecure)
+      fprintf(stderr, "chat-client: --insecure: the server's certificate is "
+                      "NOT checked; anyone on the path can read and change "
+                      "this chat\n");
+  }
   rc = client_start(&client, loop, &cfg);
   if (rc != 0) {
     fprintf(stderr, "chat-client: cannot start: %s\n", chat_strerror(rc));
@@ -235,6 +363,9 @@ int main(int argc, char **argv) {
   }
   uv_run(loop, UV_RUN_DEFAULT);
   uv_loop_close(loop);
+  chat_tls_ctx_free(tls_ctx);
+  free(known_text);
+  free(known_path);
   free(share);
   free(downloads);
   return client.exit_code;

@@ -777,6 +777,10 @@ void chat_stream_end(chat_stream_t *s, chat_close_cb cb) {
     s->on_close = cb;
   if (s->flags & (F_ENDING | F_CLOSING))
     return;
+  if (chat__tls_end_closes(s)) {
+    chat_stream_close(s, NULL);
+    return;
+  }
   chat_stream_read_stop(s);
   s->flags |= F_ENDING;
   flush(s);

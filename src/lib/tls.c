@@ -182,6 +182,43 @@ int chat_tls_server_ctx_ephemeral(chat_tls_ctx_t **out, const char *common_name,
   return 0;
 }
 
+/* PEM text of what a memory BIO holds, NUL-terminated, malloc'd. */
+static char *bio_text(BIO *b) {
+  char *data, *out;
+  long n = BIO_get_mem_data(b, &data);
+
+  if (n <= 0 || (out = malloc((size_t)n + 1)) == NULL)
+    return NULL;
+  memcpy(out, data, (size_t)n);
+  out[n] = '\0';
+  return out;
+}
+
+int chat_tls_self_signed_pem(const char *common_name, char **cert_pem,
+                             char **key_pem, char *err, size_t errlen) {
+  EVP_PKEY *pkey = NULL;
+  X509 *cert = NULL;
+  BIO *cb = BIO_new(BIO_s_mem()), *kb = BIO_new(BIO_s_mem());
+  int ok;
+
+  *cert_pem = *key_pem = NULL;
+  ok = cb != NULL && kb != NULL &&
+       self_signed(&pkey, &cert, common_name) == 0 &&
+       PEM_write_bio_X509(cb, cert) == 1 &&
+       PEM_write_bio_PrivateKey(kb, pkey, NULL, NULL, 0, NULL, NULL) == 1 &&
+       (*cert_pem = bio_text(cb)) != NULL && (*key_pem = bio_text(kb)) != NULL;
+  if (!ok) {
+    ssl_err(err, errlen, "cannot make a certificate");
+    free(*cert_pem);
+    *cert_pem = NULL;
+  }
+  X509_free(cert);
+  EVP_PKEY_free(pkey);
+  BIO_free(cb);
+  BIO_free(kb);
+  return ok ? 0 : CHAT_ETLS;
+}
+
 int chat_tls_client_ctx(chat_tls_ctx_t **out, const char *ca_file, char *err,
                         size_t errlen) {
   chat_tls_ctx_t *c = ctx_new(0, err, errlen);
@@ -917,6 +954,11 @@ int chat_stream_sniff_tls(chat_stream_t *s, chat_tls_ctx_t *ctx,
   s->tls = t;
   s->tp = &sniff_tp;
   return 0;
+}
+
+int chat__tls_end_closes(const chat_stream_t *s) {
+  return s->tls != NULL && !(s->tls->flags & (T_SNIFF | T_HANDSHAKEN)) &&
+         s->tls->ctx->server;
 }
 
 int chat_stream_is_tls(const chat_stream_t *s) {

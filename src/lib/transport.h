@@ -91,6 +91,13 @@ void chat__stream_closed(chat_stream_t *s);
 /* stream.c: non-zero once the stream is closing (no more I/O). */
 int chat__stream_closing(const chat_stream_t *s);
 
+/* tls.c: non-zero when ending s should close it at once: the server side
+ * of a TLS handshake that has not completed. Nothing it writes can reach
+ * that peer (a silent or broken client, or one being refused), so waiting
+ * would only keep it open. A client's end waits for its handshake, so
+ * that what it wrote first still goes out. */
+int chat__tls_end_closes(const chat_stream_t *s);
+
 /* stream.c: non-zero while the owner wants bytes (read started, not
  * stopped). */
 int chat__stream_reading(const chat_stream_t *s);

@@ -42,6 +42,18 @@ static const char usage_text[] =
     "                       (default 0)\n"
     "  --relay-wait S       seconds a relay waits for the owner to connect\n"
     "                       (default 5)\n"
+    "  --tls                also accept TLS on <port> (a connection whose\n"
+    "                       first byte is a TLS handshake is TLS, anything\n"
+    "                       else the plain line protocol), with a self-\n"
+    "                       signed ECDSA P-256 certificate made on first\n"
+    "                       start and kept in the state directory; its\n"
+    "                       SHA-256 fingerprint is logged at start-up\n"
+    "  --cert FILE          TLS with this PEM certificate (and chain)\n"
+    "  --key FILE           the private key for --cert (PEM)\n"
+    "  --require-tls        refuse plain connections (implies --tls)\n"
+    "  --state-dir DIR      where --tls keeps cert.pem and key.pem\n"
+    "                       (default $XDG_STATE_HOME/chat-server, else\n"
+    "                       ~/.local/state/chat-server)\n"
     "  -h, --help           show this help and exit\n"
     "  -V, --version        show the version and exit\n";
 
@@ -136,6 +148,28 @@ static int parse_args(int argc, char **argv, server_config_t *cfg) {
              chat_version(), uv_version_string());
       exit(0);
     }
+    if (strcmp(a, "--tls") == 0) {
+      cfg->tls = 1;
+      continue;
+    }
+    if (strcmp(a, "--require-tls") == 0) {
+      cfg->tls = cfg->require_tls = 1;
+      continue;
+    }
+    {
+      static const char *const str_opts[] = {"--cert", "--key", "--state-dir"};
+      const char **dst[] = {&cfg->tls_cert, &cfg->tls_key, &cfg->state_dir};
+      matched = 0;
+      for (size_t k = 0; k < 3 && !matched; k++) {
+        v = opt_value(argc, argv, &i, str_opts[k], &matched);
+        if (matched && (v == NULL || *v == '\0'))
+          return usage_error("%s needs a value", str_opts[k]);
+        if (matched)
+          *dst[k] = v;
+      }
+      if (matched)
+        continue;
+    }
     matched = 0;
     for (size_t k = 0; k < sizeof(opts) / sizeof(opts[0]) && !matched; k++) {
       v = opt_value(argc, argv, &i, opts[k].name, &matched);
@@ -153,6 +187,10 @@ static int parse_args(int argc, char **argv, server_config_t *cfg) {
       return usage_error("unexpected argument '%s'", a);
     port = a;
   }
+  if ((cfg->tls_cert == NULL) != (cfg->tls_key == NULL))
+    return usage_error("%s", "--cert and --key go together");
+  if (cfg->tls_cert != NULL)
+    cfg->tls = 1;
   cfg->relay_wait_s = (unsigned)relay_wait;
   cfg->register_timeout_s = (unsigned)register_timeout;
   if (port == NULL)
@@ -186,6 +224,10 @@ int main(int argc, char **argv) {
   rc = parse_args(argc, argv, &cfg);
   if (rc != 0)
     return rc;
+  if (server_tls_setup(&cfg) != 0) {
+    fprintf(stderr, "chat-server: cannot set up TLS (see the log above)\n");
+    return 1;
+  }
   loop = uv_default_loop();
   if (loop == NULL) {
     fprintf(stderr, "chat-server: cannot start the event loop (out of "
@@ -202,16 +244,21 @@ int main(int argc, char **argv) {
               chat_strerror(rc));
     uv_run(loop, UV_RUN_DEFAULT); /* let what was opened finish closing */
     server_free(&srv);
+    chat_tls_ctx_free(cfg.tls_ctx);
     if (uv_loop_close(loop) != 0)
       uv_walk(loop, log_open_handle, &left);
     return 1;
   }
   log_msg("listening on port %d (IPv4%s), max line %zu, sendq %zu, rate "
-          "%zu/s burst %zu, relay %s",
+          "%zu/s burst %zu, relay %s, TLS %s",
           srv.port, srv.listener.ipv6 ? " and IPv6" : "", cfg.max_line,
-          cfg.sendq, cfg.rate, cfg.burst, cfg.relay ? "on" : "off");
+          cfg.sendq, cfg.rate, cfg.burst, cfg.relay ? "on" : "off",
+          cfg.require_tls ? "required"
+          : cfg.tls       ? "on"
+                          : "off");
   uv_run(loop, UV_RUN_DEFAULT);
   server_free(&srv);
+  chat_tls_ctx_free(cfg.tls_ctx);
   rc = uv_loop_close(loop);
   if (rc == 0) {
     log_msg("stopped");

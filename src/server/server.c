@@ -186,6 +186,21 @@ static void handle_text(client_t *c, const char *line, size_t len) {
   broadcast(c->srv, c, chat_format_chat(c->name, strlen(c->name), line, len));
 }
 
+/* The first byte was a TLS handshake, and the handshake ended. */
+static void on_client_tls(chat_stream_t *s, int status) {
+  client_t *c = (client_t *)s;
+  chat_tls_peer_t p;
+
+  if (status != 0) {
+    log_msg("#%llu TLS handshake failed: %s", (unsigned long long)c->id,
+            chat_strerror(status));
+    return; /* the event callback closes it */
+  }
+  chat_stream_tls_peer(s, &p);
+  log_msg("#%llu TLS %s %s%s", (unsigned long long)c->id, p.version, p.cipher,
+          p.resumed ? " (resumed)" : "");
+}
+
 static void on_client_line(chat_stream_t *s, const char *line, size_t len) {
   client_t *c = (client_t *)s;
 
@@ -193,6 +208,16 @@ static void on_client_line(chat_stream_t *s, const char *line, size_t len) {
 
   if (c->doomed || c->closing || c->is_leg)
     return;
+  if (c->srv->cfg.require_tls && !chat_stream_is_tls(s)) {
+    client_send_own(c, chat_format_error("tls-required",
+                                         "this server takes TLS only; connect "
+                                         "with chat-client --tls or openssl "
+                                         "s_client"));
+    log_msg("#%llu refused: plain connection, TLS required",
+            (unsigned long long)c->id);
+    client_end(c);
+    return;
+  }
   if (len > 0 && line[0] == CHAT_CONTROL_CHAR)
     answer = handle_control(c, line, len);
   else if (!c->registered)
@@ -476,6 +501,11 @@ static void on_connection(chat_listener_t *l, int status) {
                                          srv->cfg.max_clients));
     log_msg("#%llu refused: server full", (unsigned long long)c->id);
     client_end(c);
+    return;
+  }
+  if (srv->cfg.tls_ctx != NULL &&
+      chat_stream_sniff_tls(&c->stream, srv->cfg.tls_ctx, on_client_tls) != 0) {
+    client_close(c, "out of memory");
     return;
   }
   chat_stream_read_start(&c->stream, on_client_line, on_client_event);

@@ -37,7 +37,12 @@ typedef struct {
   size_t rate;       /* lines a second per client, 0 = no flood control */
   size_t burst;      /* lines at once before rate applies */
   size_t max_per_ip; /* connections per address, 0 = unlimited */
-  unsigned register_timeout_s; /* seconds to send a name */
+  unsigned register_timeout_s;    /* seconds to send a name */
+  int tls;                        /* --tls: TLS with the kept certificate */
+  int require_tls;                /* refuse plain connections */
+  const char *tls_cert, *tls_key; /* --cert, --key (PEM files) */
+  const char *state_dir;          /* --state-dir, or NULL for the default */
+  chat_tls_ctx_t *tls_ctx;        /* made by server_tls_setup(), or NULL */
 } server_config_t;
 
 typedef struct client_s client_t;
@@ -201,5 +206,9 @@ void server_stop(server_t *srv);
 
 /* Frees what server_start() allocated, after uv_run() returned. */
 void server_free(server_t *srv);
+
+/* tls.c: makes cfg->tls_ctx when TLS is asked for (and logs the
+ * certificate's fingerprints); 0 also when it is not. */
+int server_tls_setup(server_config_t *cfg);
 
 #endif /* CHAT_SERVER_SERVER_H */

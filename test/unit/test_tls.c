@@ -382,6 +382,30 @@ static void test_rejected_peer_gets_nothing(void **state) {
   assert_int_equal(fx->srv.nlines, 0);
 }
 
+static int srv_closed(fixture_t *fx) {
+  return fx->srv.closed;
+}
+
+/* A server ending a stream whose handshake never completes (a silent TLS
+ * client, at its registration deadline) closes it at once: what it wrote
+ * can never reach that peer. */
+static void test_server_end_during_handshake_closes(void **state) {
+  fixture_t *fx = *state;
+
+  assert_int_equal(chat_stream_sniff_tls(&fx->srv.s, fx->sctx, on_handshake),
+                   0);
+  assert_int_equal(chat_stream_read_start(&fx->srv.s, on_line, on_event), 0);
+  fx->cut = 1; /* half a hello, then silence */
+  assert_int_equal(write(fx->srv.raw, "\x16\x03\x01", 3), 3);
+  run_until(fx, NULL, 50);
+  assert_true(chat_stream_is_tls(&fx->srv.s));
+  assert_int_equal(chat_stream_write_copy(&fx->srv.s, "! bye\n", 6), 0);
+  chat_stream_end(&fx->srv.s, on_closed);
+  run_until(fx, srv_closed, 2000);
+  assert_true(fx->srv.closed);
+  assert_int_equal(fx->srv.hs_calls, 0);
+}
+
 static void test_fingerprint_parse(void **state) {
   char out[CHAT_TLS_FP_MAX];
   const char *hex =
@@ -426,6 +450,8 @@ int main(void) {
                                       teardown),
       cmocka_unit_test_setup_teardown(test_rejected_peer_gets_nothing, setup,
                                       teardown),
+      cmocka_unit_test_setup_teardown(test_server_end_during_handshake_closes,
+                                      setup, teardown),
       cmocka_unit_test(test_fingerprint_parse),
   };
   chat_platform_init();

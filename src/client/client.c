@@ -363,9 +363,10 @@ static const char *refusal_reason(const chat_line_t *l, size_t *len) {
 static void on_name_answer(client_t *c, const chat_line_t *l, const char *line,
                            size_t len) {
   if (is_welcome(l)) {
-    char fp[32];
-    int n = snprintf(fp, sizeof(fp), "%cFILEPORT %d", CHAT_CONTROL_CHAR,
-                     c->serving ? c->files.port : 0);
+    char fp[32 + CHAT_TLS_FP_MAX];
+    int n = snprintf(fp, sizeof(fp), "%cFILEPORT %d%s%s", CHAT_CONTROL_CHAR,
+                     c->serving ? c->files.port : 0,
+                     c->cfg.file_fp[0] ? " " : "", c->cfg.file_fp);
     client_send_line(c, fp, (size_t)n);
     client_print_text(c, line, len);
     menu_registered(&c->menu);

@@ -55,6 +55,11 @@ typedef struct {
   const char *ca_file;       /* --ca, or NULL */
   const char *known_hosts;   /* the known-hosts file */
   chat_tls_ctx_t *tls_ctx;   /* --tls: made by main() */
+  /* File connections are always encrypted: our in-memory key for serving
+   * (its fingerprint goes out with FILEPORT) and a context for fetching,
+   * both made by main(); NULL when OpenSSL could not (then plain). */
+  chat_tls_ctx_t *file_tls, *fetch_tls;
+  char file_fp[CHAT_TLS_FP_MAX];
   const char *known_text;    /* the known-hosts file as read at start-up */
   size_t known_len;
 } client_config_t;

@@ -66,8 +66,9 @@ struct fetch_s {
   unsigned char trailer[CHAT_DIGEST_BYTES];
   size_t trailer_got;
   char token[CHAT_TOKEN_LEN + 1];
-  char *tmp;  /* temporary path, once created */
-  char *dest; /* final path */
+  char fp[CHAT_TLS_FP_MAX]; /* the owner's file key (GET-OK), or "" */
+  char *tmp;                /* temporary path, once created */
+  char *dest;               /* final path */
   char owner[CHAT_NAME_MAX + 1];
   char file[]; /* the name asked for */
 };
@@ -485,6 +486,28 @@ static void fall_back(fetch_t *f, const char *why) {
                 f->owner, why);
 }
 
+/* The TLS handshake with the owner (directly or through the relay) ended:
+ * it must hold exactly the key the server said, so no one else, the
+ * server included, can read or change the file. */
+static void on_owner_tls(chat_stream_t *st, int status) {
+  fetch_t *f = (fetch_t *)st;
+  chat_tls_peer_t p;
+  char why[200];
+
+  if (status != 0) {
+    snprintf(why, sizeof(why),
+             "the encrypted connection to the owner "
+             "failed: %s",
+             chat_strerror(status));
+    fetch_fail(f, why);
+    return;
+  }
+  if (chat_stream_tls_peer(st, &p) != 0 || strcmp(p.key_fp, f->fp) != 0) {
+    fetch_fail(f, "the owner's key is not the one the server announced; "
+                  "nothing was sent");
+  }
+}
+
 static void on_owner_connected(chat_stream_t *st, int status) {
   fetch_t *f = (fetch_t *)st;
   char why[160];
@@ -521,6 +544,19 @@ static void on_owner_connected(chat_stream_t *st, int status) {
   if (f->relayed)
     n = snprintf(why, sizeof(why), "%cRELAY %s fetch\n", CHAT_CONTROL_CHAR,
                  f->token);
+  if (f->fp[0] != '\0' && f->c->cfg.fetch_tls != NULL) {
+    /* Through the relay, the line for the server goes first, in the
+     * clear; then TLS runs end to end with the owner, and the header
+     * waits in it until the owner's key checked out. */
+    if (n > 0)
+      chat_stream_write_copy(&f->stream, why, (size_t)n);
+    if (chat_stream_start_tls(&f->stream, f->c->cfg.fetch_tls, NULL,
+                              on_owner_tls) != 0) {
+      fetch_fail(f, "cannot start TLS with the owner");
+      return;
+    }
+    n = 0;
+  }
   n += snprintf(why + n, sizeof(why) - (size_t)n, "%s %d %s\n", CHAT_XFER_MAGIC,
                 CHAT_XFER_VERSION, f->token);
   chat_stream_write_copy(&f->stream, why, (size_t)n);
@@ -663,10 +699,11 @@ static void start_relay(fetch_t *f) {
 /* GET-OK: direct, relayed, or direct first, as --transfer and the owner's
  * port (0: it accepts no connections) allow. */
 static void start_transfer(fetch_t *f, const char *host, int port,
-                           const char *token) {
+                           const char *token, const char *fp) {
   xfer_mode mode = f->c->cfg.transfer;
 
   memcpy(f->token, token, CHAT_TOKEN_LEN + 1);
+  snprintf(f->fp, sizeof(f->fp), "%s", fp);
   f->stream.data = NULL;
   if (port == 0 && mode == XFER_DIRECT) {
     fetch_fail(f, "the owner accepts no connections and --transfer=direct "
@@ -686,29 +723,43 @@ static void start_transfer(fetch_t *f, const char *host, int port,
 }
 
 void fetch_on_reply(client_t *c, const chat_line_t *l) {
-  const char *a[4];
-  size_t al[4];
-  char host[64], token[CHAT_TOKEN_LEN + 1];
+  const char *a[5];
+  size_t al[5];
+  char host[64], token[CHAT_TOKEN_LEN + 1], fp[CHAT_TLS_FP_MAX] = "";
   uint64_t port;
   fetch_t *f;
+  int n;
 
   if (l->word_len == 6 && memcmp(l->word, "GET-OK", 6) == 0) {
-    if (chat_args_split(l->text, l->text_len, 4, 0, a, al) != 4 ||
-        (f = find_fetch(c, a[0], al[0])) == NULL)
+    /* GET-OK <id> <host> <port> <token> [<owner's file key>] */
+    n = chat_args_split(l->text, l->text_len, 5, 0, a, al);
+    if (n == CHAT_EPROTO)
+      n = chat_args_split(l->text, l->text_len, 4, 0, a, al);
+    if (n < 4 || (f = find_fetch(c, a[0], al[0])) == NULL)
       return;
     if (al[1] >= sizeof(host) || chat_parse_u64(a[2], al[2], 5, &port) != 0 ||
-        port > 65535 || chat_token_check(a[3], al[3]) != 0) {
+        port > 65535 || chat_token_check(a[3], al[3]) != 0 ||
+        (n == 5 && al[4] != CHAT_TLS_FP_MAX - 1)) {
       fetch_fail(f, "protocol error: bad answer from the server");
       return;
+    }
+    if (n == 5) {
+      char raw[CHAT_TLS_FP_MAX];
+      memcpy(raw, a[4], al[4]);
+      raw[al[4]] = '\0';
+      if (chat_tls_fp_parse(raw, fp) != 0) {
+        fetch_fail(f, "protocol error: bad answer from the server");
+        return;
+      }
     }
     memcpy(host, a[1], al[1]);
     host[al[1]] = '\0';
     memcpy(token, a[3], al[3]);
     token[al[3]] = '\0';
-    start_transfer(f, host, (int)port, token);
+    start_transfer(f, host, (int)port, token, fp);
   } else if (l->word_len == 8 && memcmp(l->word, "GET-FAIL", 8) == 0) {
     char why[160];
-    int n = chat_args_split(l->text, l->text_len, 3, 1, a, al);
+    n = chat_args_split(l->text, l->text_len, 3, 1, a, al);
     if (n == CHAT_EPROTO)
       n = chat_args_split(l->text, l->text_len, 2, 0, a, al); /* no text */
     if (n < 2 || (f = find_fetch(c, a[0], al[0])) == NULL)

@@ -356,6 +356,22 @@ int main(int argc, char **argv) {
                       "NOT checked; anyone on the path can read and change "
                       "this chat\n");
   }
+  {
+    char err[CHAT_TLS_ERR_MAX], cert_fp[CHAT_TLS_FP_MAX];
+    if (chat_tls_server_ctx_ephemeral(&cfg.file_tls, "chat-client", err,
+                                      sizeof(err)) != 0 ||
+        chat_tls_client_ctx(&cfg.fetch_tls, NULL, err, sizeof(err)) != 0 ||
+        chat_tls_ctx_fingerprints(cfg.file_tls, cert_fp, cfg.file_fp) != 0) {
+      fprintf(stderr,
+              "chat-client: file transfers will not be encrypted: "
+              "%s\n",
+              err);
+      chat_tls_ctx_free(cfg.file_tls);
+      chat_tls_ctx_free(cfg.fetch_tls);
+      cfg.file_tls = cfg.fetch_tls = NULL;
+      cfg.file_fp[0] = '\0';
+    }
+  }
   rc = client_start(&client, loop, &cfg);
   if (rc != 0) {
     fprintf(stderr, "chat-client: cannot start: %s\n", chat_strerror(rc));
@@ -364,6 +380,8 @@ int main(int argc, char **argv) {
   uv_run(loop, UV_RUN_DEFAULT);
   uv_loop_close(loop);
   chat_tls_ctx_free(tls_ctx);
+  chat_tls_ctx_free(cfg.file_tls);
+  chat_tls_ctx_free(cfg.fetch_tls);
   free(known_text);
   free(known_path);
   free(share);

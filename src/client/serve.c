@@ -619,6 +619,9 @@ static void on_file_connection(chat_listener_t *l, int status) {
   s->handshake = 1;
   c->nhandshakes++;
   s->deadline = header_deadline(c);
+  /* TLS (our requesters) or the plain header (a script with nc). */
+  if (c->cfg.file_tls != NULL)
+    chat_stream_sniff_tls(&s->stream, c->cfg.file_tls, NULL);
   chat_stream_read_start(&s->stream, on_sender_line, on_sender_event);
 }
 
@@ -647,6 +650,10 @@ static void on_relay_connected(chat_stream_t *st, int status) {
   n = snprintf(line, sizeof(line), "%cRELAY %s serve\n", CHAT_CONTROL_CHAR,
                s->relay_key);
   chat_stream_write_copy(&s->stream, line, (size_t)n);
+  /* The requester's TLS runs end to end through the relay: the server
+   * copies records it cannot read. */
+  if (s->c->cfg.file_tls != NULL)
+    chat_stream_sniff_tls(&s->stream, s->c->cfg.file_tls, NULL);
   chat_stream_read_start(&s->stream, on_sender_line, on_sender_event);
 }
 

@@ -355,3 +355,30 @@ chat_buf_t *chat_format_control(const char *verb, const char *fmt, ...) {
   va_end(ap);
   return b;
 }
+
+/* Declared in tls.h; pure, so it lives here (the fuzz targets and the
+ * known-hosts parser use it without OpenSSL). */
+int chat_tls_fp_parse(const char *text, char out[CHAT_TLS_FP_MAX]) {
+  size_t n = 0;
+  static const char prefix[] = "sha256:";
+  size_t i = 0;
+
+  while (i < 7 && (text[i] | 0x20) == prefix[i])
+    i++;
+  if (i == 7)
+    text += 7;
+  for (; *text != '\0'; text++) {
+    char ch = *text;
+    if (ch == ':')
+      continue;
+    if (ch >= 'A' && ch <= 'F')
+      ch = (char)(ch - 'A' + 'a');
+    if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f')) || n >= 64)
+      return CHAT_EARG;
+    out[n++] = ch;
+  }
+  if (n != 64)
+    return CHAT_EARG;
+  out[n] = '\0';
+  return 0;
+}

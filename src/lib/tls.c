@@ -290,31 +290,6 @@ int chat_tls_ctx_fingerprints(const chat_tls_ctx_t *ctx,
   return fingerprints(SSL_CTX_get0_certificate(ctx->ssl), cert_fp, key_fp);
 }
 
-int chat_tls_fp_parse(const char *text, char out[CHAT_TLS_FP_MAX]) {
-  size_t n = 0;
-  static const char prefix[] = "sha256:";
-  size_t i = 0;
-
-  while (i < 7 && (text[i] | 0x20) == prefix[i])
-    i++;
-  if (i == 7)
-    text += 7;
-  for (; *text != '\0'; text++) {
-    char ch = *text;
-    if (ch == ':')
-      continue;
-    if (ch >= 'A' && ch <= 'F')
-      ch = (char)(ch - 'A' + 'a');
-    if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f')) || n >= 64)
-      return CHAT_EARG;
-    out[n++] = ch;
-  }
-  if (n != 64)
-    return CHAT_EARG;
-  out[n] = '\0';
-  return 0;
-}
-
 /* ---- the filter: writing ------------------------------------------------- */
 
 /* The base reads while the handshake runs (whether or not the stream

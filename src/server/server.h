@@ -104,6 +104,7 @@ struct client_s {
   uint64_t linger_until;    /* uv_now() by which a lingering end is forced */
   client_t *lnext, *lprev;  /* srv->linger_head, while lingering */
   int file_port;            /* announced with FILEPORT; -1 = never */
+  char file_fp[CHAT_TLS_FP_MAX]; /* its file key's SHA-256, or "" */
   unsigned pending_gets;    /* its GETs awaiting an owner's answer */
   unsigned ntickets;        /* relay tickets it holds as the requester */
   char peer[PEER_NAME_MAX]; /* "address:port", for logs */

@@ -14,17 +14,12 @@
 #define STATE_SUBDIR "chat-server"
 
 /* The default state directory: $XDG_STATE_HOME/chat-server, else
- * ~/.local/state/chat-server (on Windows %LOCALAPPDATA%\chat-server). */
+ * ~/.local/state/chat-server. */
 static int default_state_dir(char *out, size_t cap) {
   const char *x = getenv("XDG_STATE_HOME");
   char home[1024];
   size_t n = sizeof(home);
 
-#ifdef _WIN32
-  x = getenv("LOCALAPPDATA");
-  if (x != NULL && *x != '\0')
-    return snprintf(out, cap, "%s\\" STATE_SUBDIR, x) < (int)cap ? 0 : -1;
-#endif
   if (x != NULL && x[0] == '/')
     return snprintf(out, cap, "%s/" STATE_SUBDIR, x) < (int)cap ? 0 : -1;
   if (uv_os_homedir(home, &n) != 0)

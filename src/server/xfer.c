@@ -111,12 +111,30 @@ void xfer_forget(client_t *c) {
   arm_timer(srv);
 }
 
-/* FILEPORT <port> */
+/* FILEPORT <port> [<key-fingerprint>]: the fingerprint (of the key the
+ * owner's file connections are encrypted with) goes to requesters in
+ * GET-OK. */
 static int do_fileport(client_t *c, const char *args, size_t len) {
+  const char *a[2];
+  size_t al[2];
   uint64_t port;
+  char fp[CHAT_TLS_FP_MAX + 1];
+  int n = chat_args_split(args, len, 2, 0, a, al);
 
-  if (chat_parse_u64(args, len, 5, &port) != 0 || port > 65535)
+  if (n == CHAT_EPROTO)
+    n = chat_args_split(args, len, 1, 0, a, al);
+  if (n < 1 || chat_parse_u64(a[0], al[0], 5, &port) != 0 || port > 65535)
     return CHAT_EPROTO;
+  if (n == 2) {
+    if (al[1] != CHAT_TLS_FP_MAX - 1)
+      return CHAT_EPROTO;
+    memcpy(fp, a[1], al[1]);
+    fp[al[1]] = '\0';
+    if (chat_tls_fp_parse(fp, c->file_fp) != 0)
+      return CHAT_EPROTO;
+  } else {
+    c->file_fp[0] = '\0';
+  }
   c->file_port = (int)port;
   return 0;
 }
@@ -233,11 +251,14 @@ static int do_serve_ok(client_t *c, const char *args, size_t len) {
           log_quote(q, sizeof(q), p->file), c->name, p->requester->name,
           c->file_port > 0 ? "direct" : "relay only");
   relay_ticket(c->srv, c, p->requester, p->token, p->file);
-  /* Port 0 tells the requester to go straight to the relay. */
+  /* Port 0 tells the requester to go straight to the relay; the owner's
+   * file key, when it has one, which the requester pins. */
   client_send_own(p->requester,
-                  chat_format_control(
-                      "GET-OK", "%s %s %d %s", p->id, c->ip[0] ? c->ip : "-",
-                      c->file_port > 0 ? c->file_port : 0, p->token));
+                  chat_format_control("GET-OK", "%s %s %d %s%s%s", p->id,
+                                      c->ip[0] ? c->ip : "-",
+                                      c->file_port > 0 ? c->file_port : 0,
+                                      p->token, c->file_fp[0] ? " " : "",
+                                      c->file_fp));
   pending_drop(c->srv, prev, p);
   arm_timer(c->srv);
   return XFER_ANSWERED;

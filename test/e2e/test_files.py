@@ -218,7 +218,7 @@ class RawOwner:
         self.name = name
         case._sockets.append(self)
         self.chat = case.raw_client(server.port, name, host='127.0.0.1')
-        self.chat.send('\x01FILEPORT %d' % port)
+        self.chat.send('\x01FILEPORT %s' % port)
         self._serve_next = 0
 
     def wait_serve(self, timeout=10):

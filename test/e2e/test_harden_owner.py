@@ -531,7 +531,7 @@ class RelayServeFailTest(HardenOwnerTestCase):
         conn.wait_for('alice')
         conn.send('* welcome alice, 1 other user online')
         line = conn.wait_line(re.compile('^\x01FILEPORT '))
-        self.assertEqual(line, '\x01FILEPORT %d' % lport)
+        self.assertRegex(line, '^\x01FILEPORT %d [0-9a-f]{64}$' % lport)
         alice.wait_registered()
         return fake, conn, alice, share, lport
 

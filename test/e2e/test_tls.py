@@ -20,8 +20,12 @@ import unittest
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import hashlib  # noqa: E402
+import select  # noqa: E402
+
 import harness  # noqa: E402
 from harness import ChatTestCase, Client, free_port, scaled  # noqa: E402
+from test_files import FileTestCase, RawOwner  # noqa: E402
 
 FP = re.compile(r'TLS key SHA256 ([0-9a-f]{64})')
 CERT_FP = re.compile(r'TLS certificate SHA256 ([0-9a-f]{64})')
@@ -238,6 +242,180 @@ class TlsTest(ChatTestCase):
                 t.sendall(b'tina\n')
                 t.settimeout(scaled(10))
                 self.assertIn(b'* welcome tina', t.recv(4096))
+
+
+def make_key_cert(case, name):
+    """A P-256 key and self-signed certificate made with openssl; returns
+    (cert path, key path, SHA-256 of the key's SubjectPublicKeyInfo)."""
+    if shutil.which('openssl') is None:
+        case.skipTest('no openssl')
+    cert = os.path.join(case.tmpdir, name + '.pem')
+    key = os.path.join(case.tmpdir, name + '.key')
+    subprocess.run(
+        ['openssl', 'req', '-x509', '-newkey', 'ec', '-pkeyopt',
+         'ec_paramgen_curve:P-256', '-nodes', '-days', '2', '-subj',
+         '/CN=owner', '-keyout', key, '-out', cert],
+        check=True, capture_output=True)
+    der = subprocess.run(['openssl', 'pkey', '-in', key, '-pubout',
+                          '-outform', 'DER'], check=True,
+                         capture_output=True).stdout
+    return cert, key, hashlib.sha256(der).hexdigest()
+
+
+class TlsOwner(RawOwner):
+    """An owner played by the test that announces a file key (FILEPORT
+    <port> <fingerprint>) and serves over TLS with the key it is given."""
+
+    def __init__(self, case, server, fp, cert, key, listen=True):
+        self.conns = []
+        self.listener = None
+        port = 0
+        if listen:
+            self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            self.listener.bind(('127.0.0.1', 0))
+            self.listener.listen(8)
+            port = self.listener.getsockname()[1]
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(cert, key)
+        RawOwner.__init__(self, case, server, 'owner', '%d %s' % (port, fp))
+
+    def first_bytes(self, conn, n=5):
+        """Peeks at what the requester sent first, without consuming it."""
+        conn.settimeout(scaled(10))
+        deadline = time.monotonic() + scaled(10)
+        while time.monotonic() < deadline:
+            data = conn.recv(n, socket.MSG_PEEK)
+            if len(data) >= n or not data:
+                return data
+            time.sleep(0.01)
+        return data
+
+    def serve_tls(self, conn, token, data):
+        """TLS on conn as the server; checks the header, sends the file."""
+        t = self.ctx.wrap_socket(conn, server_side=True)
+        self.conns.append(t)
+        header = b''
+        while not header.endswith(b'\n') and len(header) < 300:
+            chunk = t.recv(1)
+            if not chunk:
+                break
+            header += chunk
+        self.case.assertEqual(header, b'CHATFILE 1 %s\n' % token.encode())
+        t.sendall(b'OK %d\n' % len(data) + data +
+                  hashlib.sha256(data).digest())
+        try:
+            t.unwrap()  # our close_notify: a clean end, not a cut
+        except (ssl.SSLError, OSError):
+            pass  # the requester, done, closed without waiting for ours
+        return t
+
+    def close(self):
+        for c in self.conns:
+            try:
+                c.close()
+            except OSError:
+                pass
+        if self.listener is not None:
+            self.listener.close()
+
+
+class TlsFileTest(FileTestCase):
+    """File connections between our clients are always TLS, pinned to the
+    owner's key as the server announced it."""
+
+    DATA = os.urandom(200000)
+
+    def accept(self, owner):
+        ready, _, _ = select.select([owner.listener], [], [], scaled(10))
+        self.assertTrue(ready, 'the requester did not connect')
+        conn, _ = owner.listener.accept()
+        owner.conns.append(conn)
+        return conn
+
+    def test_direct_transfer_is_tls_to_the_announced_key(self):
+        server = self.start_server()
+        cert, key, fp = make_key_cert(self, 'owner')
+        owner = TlsOwner(self, server, fp, cert, key)
+        bob = self.file_client(server, 'bob')
+        self.sync(bob)
+        start = self.request(bob, 'owner', 'f.bin')
+        token, _, _ = owner.wait_serve()
+        owner.serve_ok(token)
+        conn = self.accept(owner)
+        self.assertEqual(owner.first_bytes(conn)[:1], b'\x16',
+                         'the requester did not start with TLS')
+        owner.serve_tls(conn, token, self.DATA)
+        self.expect_success(bob, 'f.bin', 'owner', self.DATA, start)
+
+    def test_a_key_other_than_the_announced_one_gets_nothing(self):
+        server = self.start_server()
+        cert, key, _ = make_key_cert(self, 'owner')
+        _, _, other_fp = make_key_cert(self, 'other')
+        owner = TlsOwner(self, server, other_fp, cert, key)
+        bob = self.file_client(server, 'bob')
+        self.sync(bob)
+        start = self.request(bob, 'owner', 'f.bin')
+        token, _, _ = owner.wait_serve()
+        owner.serve_ok(token)
+        conn = self.accept(owner)
+        t = owner.ctx.wrap_socket(conn, server_side=True)
+        owner.conns.append(t)
+        t.settimeout(scaled(10))
+        try:
+            got = t.recv(100)
+        except (ssl.SSLError, OSError):
+            got = b''
+        self.assertEqual(got, b'', 'the requester sent its header to a '
+                         'key it should not trust')
+        self.expect_failure(bob, 'f.bin', 'owner', 'not the one the server '
+                            'announced', start)
+
+    def test_relay_copies_tls_records_end_to_end(self):
+        server = self.start_server()
+        cert, key, fp = make_key_cert(self, 'owner')
+        owner = TlsOwner(self, server, fp, cert, key, listen=False)
+        bob = self.file_client(server, 'bob')
+        self.sync(bob)
+        start = self.request(bob, 'owner', 'f.bin')
+        token, _, _ = owner.wait_serve()
+        owner.serve_ok(token)
+        i = owner.chat.wait_for(re.compile('^\x01RELAY-SERVE '))
+        relay_key = owner.chat.received[i].split(' ')[2]
+        leg = socket.create_connection(('127.0.0.1', server.port))
+        owner.conns.append(leg)
+        leg.sendall(b'\x01RELAY %s serve\n' % relay_key.encode())
+        # What the server relays from the requester is a TLS record, not
+        # the CHATFILE line (nor, later, the file).
+        self.assertEqual(owner.first_bytes(leg)[:1], b'\x16')
+        owner.serve_tls(leg, token, self.DATA)
+        self.expect_success(bob, 'f.bin', 'owner', self.DATA, start)
+
+    def test_plain_header_still_served_to_a_script(self):
+        # A script holding a token (here: one the test asks for as a fake
+        # requester) may fetch from a real owner with nc's plain header.
+        server = self.start_server()
+        alice = self.file_client(server, 'alice')
+        self.share(alice, 'a.txt', b'plain for nc\n')
+        raw = self.raw_client(server.port, 'script', host='127.0.0.1')
+        raw.send('\x01FILEPORT 0')
+        raw.send('\x01GET 1 alice a.txt')
+        i = raw.wait_for(re.compile('^\x01GET-OK '))
+        parts = raw.received[i].split(' ')
+        self.assertEqual(len(parts), 6, 'GET-OK carries the owner\'s key')
+        self.assertRegex(parts[5], r'^[0-9a-f]{64}$')
+        port, token = int(parts[3]), parts[4]
+        with socket.create_connection(('127.0.0.1', port)) as s:
+            s.sendall(b'CHATFILE 1 %s\n' % token.encode())
+            s.settimeout(scaled(10))
+            got = b''
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                got += chunk
+        body = b'plain for nc\n'
+        self.assertEqual(got, b'OK %d\n' % len(body) + body +
+                         hashlib.sha256(body).digest())
 
 
 if __name__ == '__main__':

@@ -438,6 +438,12 @@ static int tls_try_write(chat_stream_t *s, const uv_buf_t *bufs, unsigned n) {
   } else if (w != UV_EAGAIN && w != UV_ENOSYS) {
     return w;
   }
+  if (t->out_len == 0) {
+    /* All gone at once: an idle connection keeps no buffer. */
+    free(t->out);
+    t->out = NULL;
+    t->out_cap = 0;
+  }
   pump(s); /* the rest of the ciphertext, if any, goes on its own */
   return (int)total;
 }
@@ -839,11 +845,18 @@ static void sniff_up_read(chat_stream_t *s, const char *data, size_t len) {
   chat_tls_ctx_t *ctx = t->ctx;
   chat_tls_cb cb = t->on_handshake;
   unsigned reading = t->flags & T_READING;
+  unsigned writing = t->flags & T_WRITING;
 
   /* Either way the sniffer steps aside for good. */
   s->tp = s->base;
   s->tls = NULL;
   free(t);
+  if (len > 0 && (unsigned char)data[0] == 0x16 && writing) {
+    /* A plain write of ours is still in flight (a refusal): its end is
+     * the stream's, and TLS cannot start under it. */
+    chat__stream_read_end(s, CHAT_ETLS);
+    return;
+  }
   if (len > 0 && (unsigned char)data[0] == 0x16) {
     /* The base is reading: these bytes came from it. */
     if (push(s, ctx, NULL, cb, reading | T_BASE_READ) != 0) {
@@ -871,7 +884,16 @@ static int sniff_try_write(chat_stream_t *s, const uv_buf_t *bufs, unsigned n) {
 }
 
 static int sniff_write(chat_stream_t *s, const uv_buf_t *bufs, unsigned n) {
-  return s->base->write(s, bufs, n);
+  int rc = s->base->write(s, bufs, n);
+
+  if (rc == 0)
+    s->tls->flags |= T_WRITING;
+  return rc;
+}
+
+static void sniff_up_wrote(chat_stream_t *s, int status) {
+  s->tls->flags &= ~T_WRITING;
+  chat__stream_wrote(s, status);
 }
 
 static int sniff_shutdown(chat_stream_t *s) {
@@ -908,7 +930,7 @@ static const chat__transport_t sniff_tp = {
     .keepalive = tls_keepalive,
     .up_read = sniff_up_read,
     .up_read_end = NULL, /* an end before any byte: the stream's */
-    .up_wrote = NULL,
+    .up_wrote = sniff_up_wrote,
     .up_shut = NULL,
     .up_closed = sniff_up_closed,
 };

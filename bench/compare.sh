@@ -19,6 +19,7 @@
 #                      each server at half its own peak, common every
 #                      server at half of the best peer's peak, prior
 #                      chat-server at --prior-rate)
+#   --cap-p99 MS       the capacity part's p99 bound (default 50)
 #   --prior-rate R     msgs/s per sender of the prior part (default 538.5:
 #                      half of chat-server's 1000-client peak before issue
 #                      11, where its p99 was 12.2 ms)
@@ -62,6 +63,7 @@ retries=12
 quickack=()
 sizes_opt=""
 prior_rate=538.5
+cap_p99=50
 [ "$(id -u)" = 0 ] || nice_level=0
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -79,6 +81,7 @@ while [ $# -gt 0 ]; do
   --quickack) quickack=(--quickack) ;;
   --sizes) sizes_opt=${2//,/ }; shift ;;
   --prior-rate) prior_rate=$2; shift ;;
+  --cap-p99) cap_p99=$2; shift ;;
   -h | --help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
   *) echo "compare.sh: unknown argument '$1'" >&2; exit 2 ;;
   esac
@@ -181,7 +184,7 @@ log "results in $out"
   echo "quick: $quick"
   echo "nice: $nice_level; server on CPU 0, chat-bench on CPU 1 (transfers unpinned)"
   echo "workload: senders=$senders size=$size window=$window duration=$duration warmup=$warmup runs=$runs sizes='$sizes'"
-  echo "capacity: step=$cap_step drain=$cap_drain growth=$cap_growth precision=$cap_precision max-steps=$cap_max_steps p99-max=50ms max-lag=5ms"
+  echo "capacity: step=$cap_step drain=$cap_drain growth=$cap_growth precision=$cap_precision max-steps=$cap_max_steps p99-max=${cap_p99}ms max-lag=5ms"
   echo "quickack: ${quickack[*]:-off}"
 } >>"$out/machine.txt"
 
@@ -364,7 +367,7 @@ capacity_run() { # server clients run start-rate
     --clients "$n" --senders $senders --size $size "${quickack[@]}" \
     --start-rate "$start" --growth $cap_growth --precision $cap_precision \
     --step $cap_step --drain $cap_drain --max-steps $cap_max_steps \
-    --p99-max 50 --max-lag 5 --src-ips $src_ips \
+    --p99-max "$cap_p99" --max-lag 5 --src-ips $src_ips \
     --concurrency "$(concurrency_of "$s")" --server-pid "$srv_pid" \
     --json "$out/raw/$label.json"
   stop_server

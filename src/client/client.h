@@ -60,7 +60,7 @@ typedef struct {
    * both made by main(); NULL when OpenSSL could not (then plain). */
   chat_tls_ctx_t *file_tls, *fetch_tls;
   char file_fp[CHAT_TLS_FP_MAX];
-  const char *known_text;    /* the known-hosts file as read at start-up */
+  const char *known_text; /* the known-hosts file as read at start-up */
   size_t known_len;
 } client_config_t;
 

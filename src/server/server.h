@@ -100,15 +100,15 @@ struct client_s {
   client_t *next_doomed; /* server's list of clients to close */
   uint64_t id;           /* connection number, for logs */
   const char *doom_reason;
-  size_t doom_queued;       /* bytes unsent when dropped as a slow consumer */
-  uint64_t linger_until;    /* uv_now() by which a lingering end is forced */
-  client_t *lnext, *lprev;  /* srv->linger_head, while lingering */
-  int file_port;            /* announced with FILEPORT; -1 = never */
+  size_t doom_queued;      /* bytes unsent when dropped as a slow consumer */
+  uint64_t linger_until;   /* uv_now() by which a lingering end is forced */
+  client_t *lnext, *lprev; /* srv->linger_head, while lingering */
+  int file_port;           /* announced with FILEPORT; -1 = never */
   char file_fp[CHAT_TLS_FP_MAX]; /* its file key's SHA-256, or "" */
-  unsigned pending_gets;    /* its GETs awaiting an owner's answer */
-  unsigned ntickets;        /* relay tickets it holds as the requester */
-  char peer[PEER_NAME_MAX]; /* "address:port", for logs */
-  char ip[48];              /* bare address, where its files are fetched */
+  unsigned pending_gets;         /* its GETs awaiting an owner's answer */
+  unsigned ntickets;             /* relay tickets it holds as the requester */
+  char peer[PEER_NAME_MAX];      /* "address:port", for logs */
+  char ip[48];                   /* bare address, where its files are fetched */
   char src[CHAT_SOURCE_KEY_MAX]; /* ip as per-address limits count it */
   char name[CHAT_NAME_MAX + 1];
   relay_t *relay;          /* the relay this connection is a leg of */

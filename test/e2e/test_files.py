@@ -455,7 +455,8 @@ class FileTestCase(ChatTestCase):
 
     def raw_get(self, raw, rid, owner, file, timeout=10):
         """Sends GET; returns the answer split: ['GET-OK', id, host, port,
-        token] or ['GET-FAIL', id, code, text...]."""
+        token, owner's file key] (no key when the owner announced none) or
+        ['GET-FAIL', id, code, text...]."""
         raw.send('\x01GET %d %s %s' % (rid, owner, file))
         line = raw.wait_line(re.compile('^\x01GET-(?:OK|FAIL) %d(?: |$)'
                                         % rid), timeout, start=0)
@@ -465,8 +466,11 @@ class FileTestCase(ChatTestCase):
         answer = self.raw_get(raw, rid, owner, file)
         self.assertEqual(answer[0], 'GET-OK',
                          'GET %s from %s: %r' % (file, owner, answer))
-        self.assertEqual(len(answer), 5, 'malformed GET-OK %r' % answer)
+        self.assertIn(len(answer), (5, 6), 'malformed GET-OK %r' % answer)
         self.assertRegex(answer[4], r'^[0-9a-f]{32}$', 'token of %r' % answer)
+        if len(answer) == 6:
+            self.assertRegex(answer[5], r'^[0-9a-f]{64}$',
+                             'owner\'s key of %r' % answer)
         return answer[2], int(answer[3]), answer[4]
 
     def assert_ok_reply(self, data, content):

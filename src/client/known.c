@@ -4,6 +4,11 @@
 
 #include "known.h"
 
+/* ASCII case folding of letters only ("| 0x20" would make "[" "{"). */
+static char lower(char c) {
+  return (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
+}
+
 int trust_known_lookup(const char *text, size_t len, const char *hostport,
                        char fp[CHAT_TLS_FP_MAX]) {
   size_t hl = strlen(hostport);
@@ -24,7 +29,7 @@ int trust_known_lookup(const char *text, size_t len, const char *hostport,
         sp++;
       if ((size_t)(sp - p) == hl) {
         size_t i = 0;
-        while (i < hl && ((p[i] | 0x20) == (hostport[i] | 0x20)))
+        while (i < hl && lower(p[i]) == lower(hostport[i]))
           i++;
         if (i == hl) {
           while (sp < le && (*sp == ' ' || *sp == '\t'))

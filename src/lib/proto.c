@@ -363,7 +363,9 @@ int chat_tls_fp_parse(const char *text, char out[CHAT_TLS_FP_MAX]) {
   static const char prefix[] = "sha256:";
   size_t i = 0;
 
-  while (i < 7 && (text[i] | 0x20) == prefix[i])
+  /* ASCII letters only fold: "| 0x20" would also take 0x12 for '2'. */
+  while (i < 7 && ((text[i] >= 'A' && text[i] <= 'Z') ? text[i] + 32
+                                                      : text[i]) == prefix[i])
     i++;
   if (i == 7)
     text += 7;

@@ -53,12 +53,16 @@ static int model_fp(const char *s, char *out) {
   return n == 64 ? 0 : -1;
 }
 
+static char lower(char c) {
+  return (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
+}
+
 static int contains_ci(const char *hay, size_t hlen, const char *needle) {
   size_t n = strlen(needle);
 
   for (size_t i = 0; n > 0 && i + n <= hlen; i++) {
     size_t k = 0;
-    while (k < n && (hay[i + k] | 0x20) == (needle[k] | 0x20))
+    while (k < n && lower(hay[i + k]) == lower(needle[k]))
       k++;
     if (k == n)
       return 1;

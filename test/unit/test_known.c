@@ -56,8 +56,23 @@ static void test_a_broken_line_for_the_host_is_not_a_miss(void **state) {
   assert_int_equal(look("[h]:1 nonsense\n", "[h]:1", fp), -1);
   assert_int_equal(look("[h]:1\n", "[h]:1", fp), -1);
   assert_int_equal(look("[h]:1 " FP_A "00\n", "[h]:1", fp), -1);
+  /* Only letters fold: '{' is not '[' (regression). */
+  assert_int_equal(look("{h}:1 " FP_A "\n", "[h]:1", fp), 0);
   /* Commented out: gone. */
   assert_int_equal(look("#[h]:1 " FP_A "\n", "[h]:1", fp), 0);
+}
+
+/* Only letters fold in the "sha256:" prefix: 0x12 is not '2' (found by
+ * the fuzz target). */
+static void test_fp_prefix_folds_letters_only(void **state) {
+  char out[CHAT_TLS_FP_MAX];
+
+  (void)state;
+  assert_int_equal(chat_tls_fp_parse("ShA256:" FP_A, out), 0);
+  assert_int_equal(chat_tls_fp_parse("SHA\x12"
+                                     "56:" FP_A,
+                                     out),
+                   CHAT_EARG);
 }
 
 static void test_hostport(void **state) {
@@ -73,6 +88,7 @@ int main(void) {
       cmocka_unit_test(test_finds_its_line_only),
       cmocka_unit_test(test_tolerates_spacing_crlf_and_colons),
       cmocka_unit_test(test_a_broken_line_for_the_host_is_not_a_miss),
+      cmocka_unit_test(test_fp_prefix_folds_letters_only),
       cmocka_unit_test(test_hostport),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
